@@ -1,0 +1,11 @@
+//! Rootmark attestor: the node daemon that proves the host's measured boot
+//! with its TPM and serves workload identities.
+//!
+//! Today the crate holds the TPM layer ([`tpm`]), the event-log reader
+//! ([`eventlog`]) and the TPM part of the configuration ([`config`]); the
+//! attestation client and the Workload API server build on them.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod eventlog;
+pub mod tpm;

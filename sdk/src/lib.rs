@@ -1,0 +1,17 @@
+//! Rootmark SDK.
+//!
+//! Services link this crate to obtain SPIFFE identities from the local
+//! `rootmark-attestor` over the SPIFFE Workload API. The identity types,
+//! the Workload API client and the rustls integration land with the SDK
+//! issue; today the crate re-exports the wire definitions so that every
+//! crate agrees on one copy of them.
+#![forbid(unsafe_code)]
+
+pub use rootmark_proto as proto;
+
+/// The gRPC metadata key every Workload API call must carry, with the
+/// value `"true"`; servers refuse calls without it.
+pub const WORKLOAD_API_SECURITY_HEADER: &str = "workload.spiffe.io";
+
+/// The environment variable SPIFFE clients read to find the Workload API socket.
+pub const SPIFFE_ENDPOINT_SOCKET_ENV: &str = "SPIFFE_ENDPOINT_SOCKET";
