@@ -76,13 +76,13 @@ impl Tpm {
             tcti: tcti.to_owned(),
             detail,
         };
-        if let Some(conf) = tcti.strip_prefix("swtpm:") {
-            if conf.contains("path=") || !(conf.contains("host=") && conf.contains("port=")) {
-                return Err(open_error(
-                    "a swtpm TCTI must give host= and port= (path= is not supported by this TSS)"
-                        .to_owned(),
-                ));
-            }
+        if let Some(conf) = tcti.strip_prefix("swtpm:")
+            && (conf.contains("path=") || !(conf.contains("host=") && conf.contains("port=")))
+        {
+            return Err(open_error(
+                "a swtpm TCTI must give host= and port= (path= is not supported by this TSS)"
+                    .to_owned(),
+            ));
         }
         let conf = TctiNameConf::from_str(tcti).map_err(|e| open_error(e.to_string()))?;
         let ctx = Context::new(conf).map_err(|e| open_error(e.to_string()))?;
@@ -116,10 +116,10 @@ impl Tpm {
         load: impl FnOnce(&mut Tpm) -> Result<KeyHandle, TpmError>,
     ) -> Result<KeyHandle, TpmError> {
         let index = slot as usize;
-        if let Some(object) = &self.cached[index] {
-            if object.public_id == public_id {
-                return Ok(object.handle);
-            }
+        if let Some(object) = &self.cached[index]
+            && object.public_id == public_id
+        {
+            return Ok(object.handle);
         }
         if let Some(old) = self.cached[index].take() {
             flush_quietly(&mut self.ctx, old.handle.into(), "evicted key");

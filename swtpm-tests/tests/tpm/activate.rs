@@ -74,7 +74,14 @@ fn activate_fails_for_a_blob_made_for_another_ak_name() {
         Some(Tss2ResponseCodeKind::Integrity),
         "{err}"
     );
-    assert!(err.to_string().contains("TPM2_ActivateCredential"), "{err}");
+    assert!(
+        err.to_string().contains("TPM2_ActivateCredential failed"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("0x1df"),
+        "TPM_RC_INTEGRITY for parameter 1: {err}"
+    );
     assert_no_leaks(&mut tpm);
 }
 

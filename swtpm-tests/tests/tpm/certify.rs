@@ -142,7 +142,12 @@ fn node_key_signs_in_the_boot_state_and_refuses_after_a_boot_pcr_changes() {
         err.is_policy_failure(),
         "expected a policy failure, got: {err}"
     );
-    assert!(err.to_string().contains("TPM2_Sign"), "{err}");
+    // The error names the command and the TPM's response code (TPM_RC_POLICY_FAIL, session 1).
+    assert!(
+        err.to_string().contains("TPM2_Sign(node key) failed"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("0x99d"), "{err}");
     assert_no_leaks(&mut tpm);
 }
 
