@@ -6,6 +6,10 @@
 //! and workloads that pass.
 #![forbid(unsafe_code)]
 
+pub mod ak;
+pub mod certify;
 pub mod eventlog;
 pub mod pcr;
+pub mod quote;
 pub mod tpm;
+pub mod tpm2_tools;

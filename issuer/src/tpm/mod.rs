@@ -9,12 +9,14 @@ pub mod attest;
 pub mod public;
 pub mod reader;
 pub mod signature;
+pub mod verify;
 
 pub use alg::HashAlg;
 pub use attest::{AttestBody, ClockInfo, PcrSelection, TpmsAttest};
 pub use public::{EccCurve, ObjectAttributes, PublicKey, TpmtPublic};
 pub use reader::{Reader, TpmParseError};
 pub use signature::TpmtSignature;
+pub use verify::{SignatureError, verify_signature};
 
 /// TPM_ALG_ID values used by the parsers.
 pub mod alg_id {
