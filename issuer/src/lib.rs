@@ -8,8 +8,13 @@
 
 pub mod ak;
 pub mod certify;
+pub mod credential;
+pub mod ek;
 pub mod eventlog;
+// pub mod evidence; (enabled once ek.rs lands)
 pub mod pcr;
+pub mod policy;
 pub mod quote;
 pub mod tpm;
 pub mod tpm2_tools;
+pub mod verdict;
