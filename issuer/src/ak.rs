@@ -39,23 +39,37 @@ pub fn check_ak(ak: &TpmtPublic) -> Result<(), Vec<AkViolation>> {
         ("decrypt", a.decrypt(), false),
     ] {
         if actual != required {
-            violations.push(AkViolation::Attribute { attribute, required });
+            violations.push(AkViolation::Attribute {
+                attribute,
+                required,
+            });
         }
     }
     if ak.name_alg == HashAlg::Sha1 {
         violations.push(AkViolation::WeakNameAlg(ak.name_alg));
     }
     let scheme = match &ak.key {
-        PublicKey::Rsa { modulus, key_bits, scheme, .. } => {
+        PublicKey::Rsa {
+            modulus,
+            key_bits,
+            scheme,
+            ..
+        } => {
             let bits = usize::from(*key_bits);
             if bits < 2048 || modulus.len() * 8 < 2048 || modulus.len() * 8 != bits {
-                violations.push(AkViolation::WeakKey(format!("is RSA-{bits} with a {}-bit modulus", modulus.len() * 8)));
+                violations.push(AkViolation::WeakKey(format!(
+                    "is RSA-{bits} with a {}-bit modulus",
+                    modulus.len() * 8
+                )));
             }
             *scheme
         }
         PublicKey::Ecc { curve, scheme, .. } => {
             if !matches!(curve, EccCurve::NistP256 | EccCurve::NistP384) {
-                violations.push(AkViolation::WeakKey(format!("is ECC on curve {:#06x}", curve.id())));
+                violations.push(AkViolation::WeakKey(format!(
+                    "is ECC on curve {:#06x}",
+                    curve.id()
+                )));
             }
             *scheme
         }
@@ -71,7 +85,9 @@ pub fn check_ak(ak: &TpmtPublic) -> Result<(), Vec<AkViolation>> {
     match scheme {
         None => {
             if matches!(ak.key, PublicKey::Rsa { .. } | PublicKey::Ecc { .. }) {
-                violations.push(AkViolation::WeakScheme("is not fixed (TPM_ALG_NULL)".to_owned()));
+                violations.push(AkViolation::WeakScheme(
+                    "is not fixed (TPM_ALG_NULL)".to_owned(),
+                ));
             }
         }
         Some(scheme) => {
@@ -88,5 +104,9 @@ pub fn check_ak(ak: &TpmtPublic) -> Result<(), Vec<AkViolation>> {
             }
         }
     }
-    if violations.is_empty() { Ok(()) } else { Err(violations) }
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(violations)
+    }
 }

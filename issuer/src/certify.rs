@@ -9,8 +9,8 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 use crate::pcr::PcrValues;
 use crate::tpm::attest::{TPM_GENERATED_VALUE, TPM_ST_ATTEST_CERTIFY};
 use crate::tpm::{
-    AttestBody, EccCurve, HashAlg, PublicKey, SignatureError, TpmParseError, TpmsAttest, TpmtPublic, TpmtSignature,
-    verify_signature,
+    AttestBody, EccCurve, HashAlg, PublicKey, SignatureError, TpmParseError, TpmsAttest,
+    TpmtPublic, TpmtSignature, verify_signature,
 };
 
 /// Why the node key's Certify was refused, in check order.
@@ -42,7 +42,9 @@ pub enum CertifyError {
     #[error("node key Certify extraData does not match the expected qualifying data")]
     QualifyingDataMismatch,
     /// The certified object is not the presented node key.
-    #[error("node key Certify names object {certified}, but the presented node key's name is {presented}")]
+    #[error(
+        "node key Certify names object {certified}, but the presented node key's name is {presented}"
+    )]
     NameMismatch {
         /// The certified name (hex).
         certified: String,
@@ -76,12 +78,17 @@ const TPM_CC_POLICY_PCR: u32 = 0x0000_017F;
 /// The SHA-256 policy digest of `TPM2_PolicyPCR` over sha256 `pcrs` holding
 /// `values`, from an empty policy:
 /// `H(0³² ‖ TPM_CC_PolicyPCR ‖ TPML_PCR_SELECTION ‖ H(values in PCR order))`.
-pub fn policy_pcr_digest(pcrs: &BTreeSet<u32>, values: &PcrValues) -> Result<Vec<u8>, CertifyError> {
+pub fn policy_pcr_digest(
+    pcrs: &BTreeSet<u32>,
+    values: &PcrValues,
+) -> Result<Vec<u8>, CertifyError> {
     let bank = values.get(&HashAlg::Sha256);
     let mut concatenated = Vec::with_capacity(pcrs.len() * 32);
     let mut bitmap = [0u8; 3];
     for &pcr in pcrs {
-        let value = bank.and_then(|b| b.get(&pcr)).ok_or(CertifyError::PcrNotQuoted(pcr))?;
+        let value = bank
+            .and_then(|b| b.get(&pcr))
+            .ok_or(CertifyError::PcrNotQuoted(pcr))?;
         concatenated.extend_from_slice(value);
         let slot = bitmap
             .get_mut((pcr / 8) as usize)
@@ -93,7 +100,12 @@ pub fn policy_pcr_digest(pcrs: &BTreeSet<u32>, values: &PcrValues) -> Result<Vec
     selection.push(3);
     selection.extend_from_slice(&bitmap);
     let pcr_digest = HashAlg::Sha256.hash(&concatenated);
-    Ok(HashAlg::Sha256.hash_parts(&[&[0u8; 32], &TPM_CC_POLICY_PCR.to_be_bytes(), &selection, &pcr_digest]))
+    Ok(HashAlg::Sha256.hash_parts(&[
+        &[0u8; 32],
+        &TPM_CC_POLICY_PCR.to_be_bytes(),
+        &selection,
+        &pcr_digest,
+    ]))
 }
 
 /// What the Certify check needs.
@@ -117,11 +129,14 @@ pub struct CertifyInput<'a> {
 
 /// Verifies the node key's Certify and properties. Returns the certify body.
 pub fn verify_node_key_certify(input: &CertifyInput<'_>) -> Result<TpmsAttest, CertifyError> {
-    let signature = TpmtSignature::from_bytes(input.signature).map_err(CertifyError::MalformedSignature)?;
+    let signature =
+        TpmtSignature::from_bytes(input.signature).map_err(CertifyError::MalformedSignature)?;
     verify_signature(input.ak, input.attest, &signature).map_err(CertifyError::BadSignature)?;
     let attest = TpmsAttest::from_bytes(input.attest).map_err(CertifyError::MalformedAttest)?;
     if attest.magic != TPM_GENERATED_VALUE {
-        return Err(CertifyError::BadMagic { found: attest.magic });
+        return Err(CertifyError::BadMagic {
+            found: attest.magic,
+        });
     }
     let AttestBody::Certify { name, .. } = &attest.body else {
         return Err(CertifyError::NotACertify {
@@ -150,7 +165,12 @@ pub fn verify_node_key_certify(input: &CertifyInput<'_>) -> Result<TpmsAttest, C
         return Err(CertifyError::PolicyMismatch {
             actual: hex::encode(&input.node_key.auth_policy),
             expected: hex::encode(expected),
-            pcrs: input.policy_pcrs.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
+            pcrs: input
+                .policy_pcrs
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
         });
     }
     Ok(attest)
@@ -171,13 +191,22 @@ fn check_node_key(key: &TpmtPublic) -> Result<(), CertifyError> {
         ("userWithAuth", a.user_with_auth(), false),
     ] {
         if actual != required {
-            problems.push(format!("{name} must be {}", if required { "set" } else { "clear" }));
+            problems.push(format!(
+                "{name} must be {}",
+                if required { "set" } else { "clear" }
+            ));
         }
     }
     if key.name_alg != HashAlg::Sha256 {
         problems.push(format!("nameAlg must be sha256, is {}", key.name_alg));
     }
-    if !matches!(key.key, PublicKey::Ecc { curve: EccCurve::NistP256, .. }) {
+    if !matches!(
+        key.key,
+        PublicKey::Ecc {
+            curve: EccCurve::NistP256,
+            ..
+        }
+    ) {
         problems.push("must be an ECC NIST P-256 key".to_owned());
     }
     if problems.is_empty() {
@@ -195,14 +224,23 @@ mod tests {
     fn policy_digest_matches_tpm2_createpolicy_vector() {
         // `tpm2_createpolicy --policy-pcr -l sha256:0` on a fresh swtpm (PCR 0 all zeros).
         let mut values = PcrValues::new();
-        values.entry(HashAlg::Sha256).or_default().insert(0, vec![0u8; 32]);
+        values
+            .entry(HashAlg::Sha256)
+            .or_default()
+            .insert(0, vec![0u8; 32]);
         let digest = policy_pcr_digest(&BTreeSet::from([0]), &values).unwrap();
-        assert_eq!(hex::encode(digest), "093ceb41181d47808862d7946268ee6a17a10e3d1b79b32351bc56e4beaceff0");
+        assert_eq!(
+            hex::encode(digest),
+            "093ceb41181d47808862d7946268ee6a17a10e3d1b79b32351bc56e4beaceff0"
+        );
     }
 
     #[test]
     fn missing_policy_pcr_is_named() {
         let values = PcrValues::new();
-        assert_eq!(policy_pcr_digest(&BTreeSet::from([7]), &values), Err(CertifyError::PcrNotQuoted(7)));
+        assert_eq!(
+            policy_pcr_digest(&BTreeSet::from([7]), &values),
+            Err(CertifyError::PcrNotQuoted(7))
+        );
     }
 }

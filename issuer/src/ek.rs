@@ -1571,6 +1571,24 @@ pub enum EkTrustPath {
     AllowList,
 }
 
+impl fmt::Display for EkTrustPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EkTrustPath::CertificateChain {
+                anchor,
+                intermediates,
+            } => {
+                write!(f, "EK certificate chain to '{anchor}'")?;
+                if !intermediates.is_empty() {
+                    write!(f, " via '{}'", intermediates.join("', '"))?;
+                }
+                Ok(())
+            }
+            EkTrustPath::AllowList => f.write_str("EK allow-list"),
+        }
+    }
+}
+
 /// A trusted EK: who made the TPM and why it is trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EkIdentity {
@@ -1983,6 +2001,41 @@ impl EkVerifier {
     }
 }
 
+/// Fuzzing entry point: runs arbitrary bytes through the EK certificate
+/// checks — as an EK certificate against no roots, as a root certificate, and
+/// as an EK certificate against itself as the root (twice, to cover the
+/// cache) — and through the key comparison. Must never panic.
+#[doc(hidden)]
+pub fn fuzz_certificate(data: &[u8]) {
+    let now = UNIX_EPOCH + std::time::Duration::from_secs(1_893_456_000);
+    // A fixed RSA-2048 EK public (TCG template L-1 shape, dummy modulus).
+    let mut tpmt = vec![0x00, 0x01, 0x00, 0x0B, 0x00, 0x03, 0x00, 0xB2, 0x00, 0x00];
+    tpmt.extend_from_slice(&[0x00, 0x10, 0x00, 0x10, 0x08, 0x00, 0, 0, 0, 0, 0x01, 0x00]);
+    tpmt.extend_from_slice(&[0xA5; 256]);
+    let Ok(ek) = TpmtPublic::from_tpmt(&tpmt) else {
+        return;
+    };
+    if let Ok(roots) = EkRoots::from_der_certs(Vec::new()) {
+        let _ = EkVerifier::with_cache_capacity(roots, EkAllowList::empty(), 0).verify(
+            &ek,
+            Some(data),
+            now,
+        );
+    }
+    if let Ok(roots) = EkRoots::from_der_certs(vec![data.to_vec()]) {
+        let verifier = EkVerifier::new(roots, EkAllowList::empty());
+        let _ = verifier.verify(&ek, Some(data), now);
+        let _ = verifier.verify(&ek, Some(data), now);
+    }
+    if let Ok((_, cert)) = x509_parser::parse_x509_certificate(data) {
+        let _ = analyze(&cert, Role::Ca);
+        let key = CertKey::from_spki(cert.public_key());
+        let _ = key_matches(&key, &ek);
+        let _ = key.describe();
+        let _ = signature_algorithm(&cert.signature_algorithm);
+    }
+}
+
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
@@ -2052,6 +2105,14 @@ mod tests {
         assert_eq!(verifier.cached_chains(), 1);
         assert_eq!(verifier.verify(&ek, Some(SWTPM_EK_RSA), now).unwrap(), id);
         assert_eq!(verifier.cached_chains(), 1);
+
+        // The ECC P-384 EK of the same TPM, with its own certificate.
+        let ecc =
+            TpmtPublic::from_tpm2b(include_bytes!("../testdata/ek/swtpm-ek-ecc384.tpm2b")).unwrap();
+        let ecc_cert = include_bytes!("../testdata/ek/swtpm-ek-ecc384.der");
+        let id = verifier.verify(&ecc, Some(ecc_cert), now).unwrap();
+        assert_eq!(id.model.as_deref(), Some("swtpm"));
+        assert_eq!(verifier.cached_chains(), 2);
     }
 
     #[test]
@@ -2103,6 +2164,47 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_entry_point_runs_on_fixtures_and_garbage() {
+        fuzz_certificate(SWTPM_EK_RSA);
+        fuzz_certificate(&pem_der(SWTPM_ROOT));
+        fuzz_certificate(include_bytes!("../testdata/ek/ek-critical-unknown-ext.der"));
+        fuzz_certificate(&[]);
+        fuzz_certificate(&[0x30, 0x80, 0x00]);
+    }
+
+    #[test]
+    fn mutated_certificates_never_panic() {
+        let seeds: [&[u8]; 4] = [
+            SWTPM_EK_RSA,
+            include_bytes!("../testdata/ek/test-ek-rsa2048.der"),
+            include_bytes!("../testdata/ek/ek-outside-name-constraints.der"),
+            &pem_der(include_bytes!("../testdata/ek/test-intermediate.pem")),
+        ];
+        // A small deterministic xorshift, so failures reproduce.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for seed in seeds {
+            for _ in 0..2000 {
+                let mut data = seed.to_vec();
+                for _ in 0..=(next() % 4) {
+                    let at = (next() as usize) % data.len();
+                    match next() % 3 {
+                        0 => data[at] ^= 1 << (next() % 8),
+                        1 => data[at] = next() as u8,
+                        _ => data.truncate(at.max(1)),
+                    }
+                }
+                fuzz_certificate(&data);
+            }
+        }
+    }
+
+    #[test]
     fn verifier_is_shareable_across_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<EkVerifier>();
@@ -2116,6 +2218,21 @@ mod tests {
         assert_eq!(
             issuer,
             vec![vec![("2.5.4.3".to_owned(), b"\x01swtpm-localca".to_vec())]]
+        );
+        // "CN=Rootmark Test EK Intermediate, O=Rootmark Test": lowercased,
+        // and the same key as its own subject in the issuing certificate.
+        let ek = include_bytes!("../testdata/ek/test-ek-rsa2048.der");
+        let (_, ek) = x509_parser::parse_x509_certificate(ek).unwrap();
+        let issuer = normalize_name(ek.issuer());
+        assert_eq!(
+            issuer[0][0].1,
+            b"\x01rootmark test ek intermediate".to_vec()
+        );
+        let intermediate = pem_der(include_bytes!("../testdata/ek/test-intermediate.pem"));
+        let (_, intermediate) = x509_parser::parse_x509_certificate(&intermediate).unwrap();
+        assert_eq!(
+            name_key(&issuer),
+            name_key(&normalize_name(intermediate.subject()))
         );
     }
 

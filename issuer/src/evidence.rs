@@ -135,30 +135,50 @@ impl EvidenceVerifier {
     }
 
     /// Checks the Hello and makes the challenge, or refuses with a verdict.
-    pub fn begin(&self, hello: &Hello, now: SystemTime) -> Result<(PendingAttestation, Challenge), Box<Verdict>> {
+    pub fn begin(
+        &self,
+        hello: &Hello,
+        now: SystemTime,
+    ) -> Result<(PendingAttestation, Challenge), Box<Verdict>> {
         let mut verdict = Verdict::new();
-        let ek_public = TpmtPublic::from_tpm2b(&hello.ek_public)
-            .map_err(|e| Box::new(Verdict::new().refuse(Check::EkPublic, format!("EK public: {e}"))))?;
+        let ek_public = TpmtPublic::from_tpm2b(&hello.ek_public).map_err(|e| {
+            Box::new(Verdict::new().refuse(Check::EkPublic, format!("EK public: {e}")))
+        })?;
         verdict.ek_sha256 = Some(hex::encode(HashAlg::Sha256.hash(ek_public.tpmt_bytes())));
-        let ek = match self.ek.verify(&ek_public, hello.ek_certificate.as_deref(), now) {
+        let ek = match self
+            .ek
+            .verify(&ek_public, hello.ek_certificate.as_deref(), now)
+        {
             Ok(ek) => ek,
             Err(e) => return Err(Box::new(verdict.refuse(Check::EkTrust, e))),
         };
         verdict.ek_manufacturer = ek.manufacturer.clone();
-        verdict.ek_trust = Some(format!("{:?}", ek.trusted_by));
+        verdict.ek_trust = Some(ek.trusted_by.to_string());
         let ak = match TpmtPublic::from_tpm2b(&hello.ak_public) {
             Ok(ak) => ak,
-            Err(e) => return Err(Box::new(verdict.refuse(Check::AkPublic, format!("AK public: {e}")))),
+            Err(e) => {
+                return Err(Box::new(
+                    verdict.refuse(Check::AkPublic, format!("AK public: {e}")),
+                ));
+            }
         };
         let ak_name = ak.name();
         verdict.ak_name = Some(hex::encode(&ak_name));
         if let Err(violations) = check_ak(&ak) {
-            let reason = violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            let reason = violations
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
             return Err(Box::new(verdict.refuse(Check::AkAttributes, reason)));
         }
         let node_key = match TpmtPublic::from_tpm2b(&hello.node_key_public) {
             Ok(key) => key,
-            Err(e) => return Err(Box::new(verdict.refuse(Check::NodeKeyPublic, format!("node key public: {e}")))),
+            Err(e) => {
+                return Err(Box::new(
+                    verdict.refuse(Check::NodeKeyPublic, format!("node key public: {e}")),
+                ));
+            }
         };
         let node_key_pcrs: BTreeSet<u32> = hello.node_key_pcrs.iter().copied().collect();
         if node_key_pcrs.is_empty() || node_key_pcrs.iter().any(|&p| p >= 24) {
@@ -169,8 +189,12 @@ impl EvidenceVerifier {
         }
         let mut secret = Zeroizing::new([0u8; 32]);
         let mut nonce = [0u8; 32];
-        if aws_lc_rs::rand::fill(secret.as_mut()).is_err() || aws_lc_rs::rand::fill(&mut nonce).is_err() {
-            return Err(Box::new(verdict.refuse(Check::Challenge, "the system random generator failed")));
+        if aws_lc_rs::rand::fill(secret.as_mut()).is_err()
+            || aws_lc_rs::rand::fill(&mut nonce).is_err()
+        {
+            return Err(Box::new(
+                verdict.refuse(Check::Challenge, "the system random generator failed"),
+            ));
         }
         let made = match make_credential(&ek_public, &ak_name, secret.as_ref()) {
             Ok(made) => made,
@@ -194,7 +218,10 @@ impl EvidenceVerifier {
             credential_blob: made.credential_blob,
             encrypted_secret: made.encrypted_secret,
             nonce: nonce.to_vec(),
-            pcr_selection: selection.into_iter().map(|(b, s)| (b, s.into_iter().collect())).collect(),
+            pcr_selection: selection
+                .into_iter()
+                .map(|(b, s)| (b, s.into_iter().collect()))
+                .collect(),
             expires_in: self.challenge_lifetime,
         };
         Ok((
@@ -247,11 +274,17 @@ impl EvidenceVerifier {
             Ok(quote) => quote,
             Err(e) => {
                 let check = match e {
-                    QuoteError::MalformedSignature(_) | QuoteError::BadSignature(_) => Check::QuoteSignature,
+                    QuoteError::MalformedSignature(_) | QuoteError::BadSignature(_) => {
+                        Check::QuoteSignature
+                    }
                     QuoteError::BadMagic { .. } => Check::QuoteMagic,
-                    QuoteError::MalformedAttest(_) | QuoteError::NotAQuote { .. } => Check::QuoteType,
+                    QuoteError::MalformedAttest(_) | QuoteError::NotAQuote { .. } => {
+                        Check::QuoteType
+                    }
                     QuoteError::NonceMismatch => Check::Nonce,
-                    QuoteError::MissingPcrValue { .. } | QuoteError::BadPcrValueSize { .. } => Check::PcrValues,
+                    QuoteError::MissingPcrValue { .. } | QuoteError::BadPcrValueSize { .. } => {
+                        Check::PcrValues
+                    }
                     _ => Check::PcrDigest,
                 };
                 return verdict.refuse(check, e);
@@ -262,11 +295,14 @@ impl EvidenceVerifier {
         let log = match &response.event_log {
             None => None,
             Some(bytes) => {
-                verdict.event_log_sha256 = Some(hex::encode(HashAlg::Sha256.hash(bytes)));
                 let log = match EventLog::parse(bytes, &self.log_limits) {
                     Ok(log) => log,
-                    Err(e) => return verdict.refuse(Check::EventLog, e),
+                    Err(e) => {
+                        verdict.event_log_sha256 = Some(crate::eventlog::log_digest(bytes));
+                        return verdict.refuse(Check::EventLog, e);
+                    }
                 };
+                verdict.event_log_sha256 = Some(log.sha256_of_raw());
                 if let Err(e) = log.check_quote(&quote.pcrs) {
                     return verdict.refuse(Check::EventLogReplay, e);
                 }
@@ -299,20 +335,33 @@ impl EvidenceVerifier {
             let reason = verdict.policies.describe_failures();
             return verdict.refuse(Check::Policy, reason);
         }
-        verdict.selectors = node_selectors(&pending.ek, verdict.secure_boot, &quote.pcrs, &verdict.policies.passed);
+        verdict.selectors = node_selectors(
+            &pending.ek,
+            verdict.secure_boot,
+            &quote.pcrs,
+            &verdict.policies.passed,
+        );
         verdict.accepted = true;
         verdict
     }
 }
 
 /// The node selectors of DESIGN §2.
-fn node_selectors(ek: &EkIdentity, secure_boot: Option<bool>, pcrs: &PcrValues, policies: &[String]) -> Vec<String> {
+fn node_selectors(
+    ek: &EkIdentity,
+    secure_boot: Option<bool>,
+    pcrs: &PcrValues,
+    policies: &[String],
+) -> Vec<String> {
     let mut selectors = vec![format!("tpm:ek-sha256:{}", ek.ek_hash)];
     if let Some(manufacturer) = &ek.manufacturer {
         selectors.push(format!("tpm:manufacturer:{manufacturer}"));
     }
     if let Some(enabled) = secure_boot {
-        selectors.push(format!("tpm:secure-boot:{}", if enabled { "enabled" } else { "disabled" }));
+        selectors.push(format!(
+            "tpm:secure-boot:{}",
+            if enabled { "enabled" } else { "disabled" }
+        ));
     }
     if let Some(values) = pcrs.get(&HashAlg::Sha256) {
         for (pcr, value) in values {

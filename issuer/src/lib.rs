@@ -11,7 +11,9 @@ pub mod certify;
 pub mod credential;
 pub mod ek;
 pub mod eventlog;
-// pub mod evidence; (enabled once ek.rs lands)
+pub mod evidence;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pcr;
 pub mod policy;
 pub mod quote;

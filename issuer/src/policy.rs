@@ -105,7 +105,12 @@ pub struct PolicyFacts<'a> {
     pub event_log: Option<&'a EventLog>,
 }
 
-fn parse_digest_list(policy: &str, field: &str, bank: HashAlg, list: &[String]) -> Result<BTreeSet<Vec<u8>>, PolicyConfigError> {
+fn parse_digest_list(
+    policy: &str,
+    field: &str,
+    bank: HashAlg,
+    list: &[String],
+) -> Result<BTreeSet<Vec<u8>>, PolicyConfigError> {
     list.iter()
         .map(|hex_value| {
             let value = hex::decode(hex_value).map_err(|_| PolicyConfigError::BadField {
@@ -117,7 +122,11 @@ fn parse_digest_list(policy: &str, field: &str, bank: HashAlg, list: &[String]) 
                 return Err(PolicyConfigError::BadField {
                     policy: policy.to_owned(),
                     field: field.to_owned(),
-                    reason: format!("{hex_value:?} is {} bytes, a {bank} digest is {}", value.len(), bank.digest_len()),
+                    reason: format!(
+                        "{hex_value:?} is {} bytes, a {bank} digest is {}",
+                        value.len(),
+                        bank.digest_len()
+                    ),
                 });
             }
             Ok(value)
@@ -148,7 +157,10 @@ fn parse_single_bank_list(
         });
     };
     let alg = parse_bank(policy, field, bank)?;
-    Ok(Some((alg, parse_digest_list(policy, &format!("{field}.{bank}"), alg, list)?)))
+    Ok(Some((
+        alg,
+        parse_digest_list(policy, &format!("{field}.{bank}"), alg, list)?,
+    )))
 }
 
 impl NodePolicy {
@@ -157,7 +169,9 @@ impl NodePolicy {
         let name = &config.name;
         let name_ok = !name.is_empty()
             && name.len() <= 64
-            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+            && name.chars().all(|c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')
+            });
         if !name_ok {
             return Err(PolicyConfigError::BadName(name.clone()));
         }
@@ -166,11 +180,15 @@ impl NodePolicy {
             let bank = parse_bank(name, &format!("pcrs.{bank_name}"), bank_name)?;
             for (index, values) in indexes {
                 let field = format!("pcrs.{bank_name}.\"{index}\"");
-                let pcr = index.parse::<u32>().ok().filter(|&i| i < 24).ok_or_else(|| PolicyConfigError::BadField {
-                    policy: name.clone(),
-                    field: field.clone(),
-                    reason: "PCR index must be a number from 0 to 23".to_owned(),
-                })?;
+                let pcr = index
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|&i| i < 24)
+                    .ok_or_else(|| PolicyConfigError::BadField {
+                        policy: name.clone(),
+                        field: field.clone(),
+                        reason: "PCR index must be a number from 0 to 23".to_owned(),
+                    })?;
                 if values.is_empty() {
                     return Err(PolicyConfigError::BadField {
                         policy: name.clone(),
@@ -186,7 +204,11 @@ impl NodePolicy {
             require_event_log: config.require_event_log,
             require_secure_boot: config.require_secure_boot,
             pcrs,
-            boot_applications: parse_single_bank_list(name, "boot_applications", &config.boot_applications)?,
+            boot_applications: parse_single_bank_list(
+                name,
+                "boot_applications",
+                &config.boot_applications,
+            )?,
             kernels: parse_single_bank_list(name, "kernels", &config.kernels)?,
         })
     }
@@ -204,42 +226,71 @@ impl NodePolicy {
     /// Every rule the facts violate; empty means the node satisfies the policy.
     pub fn evaluate(&self, facts: &PolicyFacts<'_>) -> Vec<RuleViolation> {
         let mut violations = Vec::new();
-        let mut violate = |rule: String, detail: String| violations.push(RuleViolation { rule, detail });
+        let mut violate =
+            |rule: String, detail: String| violations.push(RuleViolation { rule, detail });
         for ((bank, pcr), allowed) in &self.pcrs {
             let rule = format!("pcrs.{bank}.{pcr}");
             match facts.quoted.get(bank).and_then(|values| values.get(pcr)) {
                 None => violate(rule, format!("{bank}:{pcr} was not quoted")),
                 Some(value) if !allowed.contains(value) => {
-                    violate(rule, format!("{bank}:{pcr} is {}, not an allowed value", hex::encode(value)));
+                    violate(
+                        rule,
+                        format!(
+                            "{bank}:{pcr} is {}, not an allowed value",
+                            hex::encode(value)
+                        ),
+                    );
                 }
                 Some(_) => {}
             }
         }
         let log = facts.event_log;
         if self.require_event_log && log.is_none() {
-            violate("require_event_log".to_owned(), "the node sent no event log".to_owned());
+            violate(
+                "require_event_log".to_owned(),
+                "the node sent no event log".to_owned(),
+            );
         }
         if self.require_secure_boot {
             match log.map(EventLog::secure_boot) {
-                None => violate("require_secure_boot".to_owned(), "no event log to read Secure Boot state from".to_owned()),
-                Some(None) => violate("require_secure_boot".to_owned(), "the event log does not measure the SecureBoot variable".to_owned()),
-                Some(Some(false)) => violate("require_secure_boot".to_owned(), "Secure Boot is disabled".to_owned()),
+                None => violate(
+                    "require_secure_boot".to_owned(),
+                    "no event log to read Secure Boot state from".to_owned(),
+                ),
+                Some(None) => violate(
+                    "require_secure_boot".to_owned(),
+                    "the event log does not measure the SecureBoot variable".to_owned(),
+                ),
+                Some(Some(false)) => violate(
+                    "require_secure_boot".to_owned(),
+                    "Secure Boot is disabled".to_owned(),
+                ),
                 Some(Some(true)) => {}
             }
         }
         if let Some((bank, allowed)) = &self.boot_applications {
             let rule = format!("boot_applications.{bank}");
             match log {
-                None => violate(rule, "no event log to read boot applications from".to_owned()),
+                None => violate(
+                    rule,
+                    "no event log to read boot applications from".to_owned(),
+                ),
                 Some(log) => {
                     for app in log.boot_applications() {
                         match app.digest(*bank) {
                             Some(digest) if allowed.contains(digest) => {}
                             Some(digest) => violate(
                                 rule.clone(),
-                                format!("boot application {} (event {}) is not allowed", hex::encode(digest), app.index),
+                                format!(
+                                    "boot application {} (event {}) is not allowed",
+                                    hex::encode(digest),
+                                    app.index
+                                ),
                             ),
-                            None => violate(rule.clone(), format!("event {} has no {bank} digest", app.index)),
+                            None => violate(
+                                rule.clone(),
+                                format!("event {} has no {bank} digest", app.index),
+                            ),
                         }
                     }
                 }
@@ -249,9 +300,15 @@ impl NodePolicy {
             let rule = format!("kernels.{bank}");
             match log.map(|log| kernel_digest(log, *bank)) {
                 None => violate(rule, "no event log to read the kernel from".to_owned()),
-                Some(None) => violate(rule, "the event log measures no boot application into PCR 4".to_owned()),
+                Some(None) => violate(
+                    rule,
+                    "the event log measures no boot application into PCR 4".to_owned(),
+                ),
                 Some(Some(digest)) if allowed.contains(&digest) => {}
-                Some(Some(digest)) => violate(rule, format!("kernel {} is not allowed", hex::encode(digest))),
+                Some(Some(digest)) => violate(
+                    rule,
+                    format!("kernel {} is not allowed", hex::encode(digest)),
+                ),
             }
         }
         violations
@@ -287,7 +344,9 @@ impl PolicyResults {
         self.failed
             .iter()
             .flat_map(|(policy, violations)| {
-                violations.iter().map(move |v| format!("{policy}: {}: {}", v.rule, v.detail))
+                violations
+                    .iter()
+                    .map(move |v| format!("{policy}: {}: {}", v.rule, v.detail))
             })
             .collect::<Vec<_>>()
             .join("; ")
@@ -338,7 +397,11 @@ impl PolicySet {
 /// PCRs 0–7 as replayed, its Secure Boot state, its boot applications and
 /// kernel (what Keylime's `create_mb_refstate` does for measured boot).
 pub fn policy_from_event_log(name: &str, log: &EventLog) -> NodePolicyConfig {
-    let bank = if log.banks().contains(&HashAlg::Sha256) { HashAlg::Sha256 } else { HashAlg::Sha1 };
+    let bank = if log.banks().contains(&HashAlg::Sha256) {
+        HashAlg::Sha256
+    } else {
+        HashAlg::Sha1
+    };
     let replay = log.replay();
     let mut pcrs = BTreeMap::new();
     if let Some(values) = replay.get(&bank) {
@@ -362,7 +425,8 @@ pub fn policy_from_event_log(name: &str, log: &EventLog) -> NodePolicyConfig {
         require_event_log: true,
         require_secure_boot: log.secure_boot() == Some(true),
         pcrs,
-        boot_applications: (!apps.is_empty()).then(|| BTreeMap::from([(bank.name().to_owned(), apps)])),
+        boot_applications: (!apps.is_empty())
+            .then(|| BTreeMap::from([(bank.name().to_owned(), apps)])),
         kernels: kernel.map(|k| BTreeMap::from([(bank.name().to_owned(), vec![k])])),
     }
 }
@@ -383,40 +447,71 @@ mod tests {
         )))
         .unwrap();
         let mut quoted = PcrValues::new();
-        quoted.entry(HashAlg::Sha256).or_default().insert(7, vec![0xbb; 32]);
-        let violations = policy.evaluate(&PolicyFacts { quoted: &quoted, event_log: None });
+        quoted
+            .entry(HashAlg::Sha256)
+            .or_default()
+            .insert(7, vec![0xbb; 32]);
+        let violations = policy.evaluate(&PolicyFacts {
+            quoted: &quoted,
+            event_log: None,
+        });
         assert_eq!(violations.len(), 1);
         assert_eq!(violations[0].rule, "pcrs.sha256.7");
         assert!(violations[0].detail.contains(&"bb".repeat(32)));
-        quoted.get_mut(&HashAlg::Sha256).unwrap().insert(7, vec![0xaa; 32]);
-        assert!(policy.evaluate(&PolicyFacts { quoted: &quoted, event_log: None }).is_empty());
+        quoted
+            .get_mut(&HashAlg::Sha256)
+            .unwrap()
+            .insert(7, vec![0xaa; 32]);
+        assert!(
+            policy
+                .evaluate(&PolicyFacts {
+                    quoted: &quoted,
+                    event_log: None
+                })
+                .is_empty()
+        );
     }
 
     #[test]
     fn missing_log_violates_log_and_secure_boot_rules() {
-        let policy = NodePolicy::compile(&config("name = \"sb\"\nrequire_secure_boot = true\n")).unwrap();
-        let violations = policy.evaluate(&PolicyFacts { quoted: &PcrValues::new(), event_log: None });
+        let policy =
+            NodePolicy::compile(&config("name = \"sb\"\nrequire_secure_boot = true\n")).unwrap();
+        let violations = policy.evaluate(&PolicyFacts {
+            quoted: &PcrValues::new(),
+            event_log: None,
+        });
         let rules: Vec<_> = violations.iter().map(|v| v.rule.as_str()).collect();
         assert_eq!(rules, vec!["require_event_log", "require_secure_boot"]);
     }
 
     #[test]
     fn bad_configs_are_refused_by_field() {
-        let err = NodePolicy::compile(&config("name = \"p\"\n[pcrs.sha256]\n\"24\" = [\"00\"]\n")).unwrap_err();
+        let err = NodePolicy::compile(&config("name = \"p\"\n[pcrs.sha256]\n\"24\" = [\"00\"]\n"))
+            .unwrap_err();
         assert!(err.to_string().contains("pcrs.sha256.\"24\""), "{err}");
-        let err = NodePolicy::compile(&config("name = \"p\"\n[pcrs.sha256]\n\"1\" = [\"00\"]\n")).unwrap_err();
+        let err = NodePolicy::compile(&config("name = \"p\"\n[pcrs.sha256]\n\"1\" = [\"00\"]\n"))
+            .unwrap_err();
         assert!(err.to_string().contains("32"), "{err}");
         let err = NodePolicy::compile(&config("name = \"Bad Name\"\n")).unwrap_err();
         assert!(matches!(err, PolicyConfigError::BadName(_)));
-        assert!(toml::from_str::<NodePolicyConfig>("name = \"p\"\nrequire_secureboot = true\n").is_err());
+        assert!(
+            toml::from_str::<NodePolicyConfig>("name = \"p\"\nrequire_secureboot = true\n")
+                .is_err()
+        );
     }
 
     #[test]
     fn results_accept_when_any_policy_passes_or_none_configured() {
         assert!(PolicyResults::default().accepted());
-        let failed = PolicyResults { passed: vec![], failed: vec![("a".into(), vec![])] };
+        let failed = PolicyResults {
+            passed: vec![],
+            failed: vec![("a".into(), vec![])],
+        };
         assert!(!failed.accepted());
-        let mixed = PolicyResults { passed: vec!["b".into()], failed: vec![("a".into(), vec![])] };
+        let mixed = PolicyResults {
+            passed: vec!["b".into()],
+            failed: vec![("a".into(), vec![])],
+        };
         assert!(mixed.accepted());
     }
 }

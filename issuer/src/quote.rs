@@ -7,7 +7,10 @@ use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 use crate::pcr::PcrValues;
 use crate::tpm::attest::{PcrSelection, TPM_GENERATED_VALUE, TPM_ST_ATTEST_QUOTE};
-use crate::tpm::{AttestBody, ClockInfo, SignatureError, TpmParseError, TpmsAttest, TpmtPublic, TpmtSignature, verify_signature};
+use crate::tpm::{
+    AttestBody, ClockInfo, SignatureError, TpmParseError, TpmsAttest, TpmtPublic, TpmtSignature,
+    verify_signature,
+};
 
 /// Why a quote was refused. The variants are in the order the checks run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,7 +61,9 @@ pub enum QuoteError {
         expected: usize,
     },
     /// The hash of the reported PCR values is not the quoted pcrDigest.
-    #[error("the reported PCR values do not hash to the quoted pcrDigest (quoted {quoted}, computed {computed})")]
+    #[error(
+        "the reported PCR values do not hash to the quoted pcrDigest (quoted {quoted}, computed {computed})"
+    )]
     PcrDigestMismatch {
         /// The pcrDigest in the quote (hex).
         quoted: String,
@@ -77,7 +82,9 @@ impl QuoteError {
             QuoteError::BadMagic { .. } => "quote.magic",
             QuoteError::NotAQuote { .. } => "quote.type",
             QuoteError::NonceMismatch => "quote.nonce",
-            QuoteError::MissingPcrValue { .. } | QuoteError::BadPcrValueSize { .. } => "quote.pcr_values",
+            QuoteError::MissingPcrValue { .. } | QuoteError::BadPcrValueSize { .. } => {
+                "quote.pcr_values"
+            }
             QuoteError::PcrDigestMismatch { .. } => "quote.pcr_digest",
         }
     }
@@ -107,9 +114,15 @@ pub fn verify_quote(
     verify_signature(ak, attest, &signature).map_err(QuoteError::BadSignature)?;
     let parsed = TpmsAttest::from_bytes(attest).map_err(QuoteError::MalformedAttest)?;
     if parsed.magic != TPM_GENERATED_VALUE {
-        return Err(QuoteError::BadMagic { found: parsed.magic });
+        return Err(QuoteError::BadMagic {
+            found: parsed.magic,
+        });
     }
-    let AttestBody::Quote { selection, pcr_digest } = &parsed.body else {
+    let AttestBody::Quote {
+        selection,
+        pcr_digest,
+    } = &parsed.body
+    else {
         return Err(QuoteError::NotAQuote {
             found: parsed.attest_type,
         });
@@ -137,7 +150,10 @@ pub fn verify_quote(
 
 /// The reported values of exactly the selected PCRs, and their concatenation
 /// in digest order.
-fn quoted_values(selection: &PcrSelection, reported: &PcrValues) -> Result<(PcrValues, Vec<u8>), QuoteError> {
+fn quoted_values(
+    selection: &PcrSelection,
+    reported: &PcrValues,
+) -> Result<(PcrValues, Vec<u8>), QuoteError> {
     let mut pcrs: PcrValues = BTreeMap::new();
     let mut concatenated = Vec::with_capacity(selection.len() * 32);
     for (bank, pcr) in selection.iter() {
@@ -165,7 +181,9 @@ fn quoted_values(selection: &PcrSelection, reported: &PcrValues) -> Result<(PcrV
 pub enum ClockError {
     /// resetCount went backwards: the quote predates the last accepted one, or
     /// the TPM was cleared (which also changes the EK's hierarchy state).
-    #[error("TPM resetCount went backwards ({previous} → {current}): replayed evidence or a cleared TPM")]
+    #[error(
+        "TPM resetCount went backwards ({previous} → {current}): replayed evidence or a cleared TPM"
+    )]
     ResetCountBackwards {
         /// Last accepted value.
         previous: u32,
@@ -173,7 +191,9 @@ pub enum ClockError {
         current: u32,
     },
     /// restartCount went backwards within the same boot.
-    #[error("TPM restartCount went backwards within one boot ({previous} → {current}): replayed evidence")]
+    #[error(
+        "TPM restartCount went backwards within one boot ({previous} → {current}): replayed evidence"
+    )]
     RestartCountBackwards {
         /// Last accepted value.
         previous: u32,
@@ -191,7 +211,8 @@ pub fn check_clock(previous: &ClockInfo, current: &ClockInfo) -> Result<(), Cloc
             current: current.reset_count,
         });
     }
-    if current.reset_count == previous.reset_count && current.restart_count < previous.restart_count {
+    if current.reset_count == previous.reset_count && current.restart_count < previous.restart_count
+    {
         return Err(ClockError::RestartCountBackwards {
             previous: previous.restart_count,
             current: current.restart_count,
@@ -217,7 +238,13 @@ mod tests {
     fn clock_may_only_move_forward() {
         assert!(check_clock(&clock(3, 1), &clock(3, 1)).is_ok());
         assert!(check_clock(&clock(3, 1), &clock(4, 0)).is_ok());
-        assert!(matches!(check_clock(&clock(3, 1), &clock(2, 9)), Err(ClockError::ResetCountBackwards { .. })));
-        assert!(matches!(check_clock(&clock(3, 2), &clock(3, 1)), Err(ClockError::RestartCountBackwards { .. })));
+        assert!(matches!(
+            check_clock(&clock(3, 1), &clock(2, 9)),
+            Err(ClockError::ResetCountBackwards { .. })
+        ));
+        assert!(matches!(
+            check_clock(&clock(3, 2), &clock(3, 1)),
+            Err(ClockError::RestartCountBackwards { .. })
+        ));
     }
 }

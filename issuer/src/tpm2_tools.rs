@@ -31,7 +31,9 @@ pub enum Tpm2ToolsError {
     #[error("serialized PCR file: {0}")]
     PcrFileInvalid(String),
     /// A serialized PCR file was made for another selection.
-    #[error("PCR file covers {file} but the quote covers {quote}; is it the PCR file of another quote?")]
+    #[error(
+        "PCR file covers {file} but the quote covers {quote}; is it the PCR file of another quote?"
+    )]
     PcrFileSelection {
         /// The file's selection.
         file: String,
@@ -83,16 +85,24 @@ pub fn parse_pcr_file(bytes: &[u8], selection: &PcrSelection) -> Result<PcrValue
 }
 
 fn le_u32(bytes: &[u8], at: usize) -> Option<u32> {
-    bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    bytes
+        .get(at..at + 4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 fn le_u16(bytes: &[u8], at: usize) -> Option<u16> {
-    bytes.get(at..at + 2).map(|b| u16::from_le_bytes([b[0], b[1]]))
+    bytes
+        .get(at..at + 2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
 }
 
-fn parse_serialized(bytes: &[u8], quote_selection: &PcrSelection) -> Result<PcrValues, Tpm2ToolsError> {
+fn parse_serialized(
+    bytes: &[u8],
+    quote_selection: &PcrSelection,
+) -> Result<PcrValues, Tpm2ToolsError> {
     let invalid = |reason: String| Tpm2ToolsError::PcrFileInvalid(reason);
-    let count = le_u32(bytes, 0).ok_or_else(|| invalid("truncated selection count".into()))? as usize;
+    let count =
+        le_u32(bytes, 0).ok_or_else(|| invalid("truncated selection count".into()))? as usize;
     if count > 16 {
         return Err(invalid(format!("selection count {count} exceeds 16")));
     }
@@ -102,7 +112,9 @@ fn parse_serialized(bytes: &[u8], quote_selection: &PcrSelection) -> Result<PcrV
     for i in 0..count {
         let at = 4 + i * 8;
         let hash = le_u16(bytes, at).ok_or_else(|| invalid("truncated selection".into()))?;
-        let size = *bytes.get(at + 2).ok_or_else(|| invalid("truncated selection".into()))?;
+        let size = *bytes
+            .get(at + 2)
+            .ok_or_else(|| invalid("truncated selection".into()))?;
         if size > 4 {
             return Err(invalid(format!("sizeofSelect {size} exceeds 4")));
         }
@@ -113,29 +125,36 @@ fn parse_serialized(bytes: &[u8], quote_selection: &PcrSelection) -> Result<PcrV
         tpml.push(size);
         tpml.extend_from_slice(bitmap);
     }
-    let file_selection =
-        PcrSelection::from_bytes(&tpml).map_err(|e: TpmParseError| invalid(format!("selection: {e}")))?;
+    let file_selection = PcrSelection::from_bytes(&tpml)
+        .map_err(|e: TpmParseError| invalid(format!("selection: {e}")))?;
     if file_selection != *quote_selection {
         return Err(Tpm2ToolsError::PcrFileSelection {
             file: file_selection.to_tpm2_tools_string(),
             quote: quote_selection.to_tpm2_tools_string(),
         });
     }
-    let lists = le_u32(bytes, SERIALIZED_SELECTION_BYTES).ok_or_else(|| invalid("truncated digest count".into()))? as usize;
+    let lists = le_u32(bytes, SERIALIZED_SELECTION_BYTES)
+        .ok_or_else(|| invalid("truncated digest count".into()))? as usize;
     let expected_len = SERIALIZED_SELECTION_BYTES + 4 + lists * SERIALIZED_DIGEST_LIST_BYTES;
     if bytes.len() != expected_len {
-        return Err(invalid(format!("{lists} digest lists need {expected_len} bytes, file has {}", bytes.len())));
+        return Err(invalid(format!(
+            "{lists} digest lists need {expected_len} bytes, file has {}",
+            bytes.len()
+        )));
     }
     let mut digests = Vec::new();
     for list in 0..lists {
         let at = SERIALIZED_SELECTION_BYTES + 4 + list * SERIALIZED_DIGEST_LIST_BYTES;
         let n = le_u32(bytes, at).ok_or_else(|| invalid("truncated digest list".into()))? as usize;
         if n > 8 {
-            return Err(invalid(format!("digest list {list} has {n} entries, at most 8")));
+            return Err(invalid(format!(
+                "digest list {list} has {n} entries, at most 8"
+            )));
         }
         for slot in 0..n {
             let d = at + 4 + slot * 66;
-            let size = usize::from(le_u16(bytes, d).ok_or_else(|| invalid("truncated digest".into()))?);
+            let size =
+                usize::from(le_u16(bytes, d).ok_or_else(|| invalid("truncated digest".into()))?);
             let value = bytes
                 .get(d + 2..d + 2 + size)
                 .filter(|_| size <= 64)
@@ -165,7 +184,11 @@ fn parse_serialized(bytes: &[u8], quote_selection: &PcrSelection) -> Result<PcrV
 ///
 /// A PEM key carries no TPM attributes; `pem_template` says how to complete
 /// it into a TPMT_PUBLIC (see [`PemTemplate`]).
-pub fn load_public(bytes: &[u8], what: &'static str, pem_template: PemTemplate) -> Result<TpmtPublic, Tpm2ToolsError> {
+pub fn load_public(
+    bytes: &[u8],
+    what: &'static str,
+    pem_template: PemTemplate,
+) -> Result<TpmtPublic, Tpm2ToolsError> {
     if bytes.starts_with(b"-----BEGIN") {
         return public_from_pem(bytes, what, pem_template);
     }
@@ -190,17 +213,26 @@ pub enum PemTemplate {
 
 /// The TCG EK policy A: PolicySecret(TPM_RH_ENDORSEMENT).
 const EK_POLICY_A_SHA256: [u8; 32] = [
-    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24, 0xFD, 0x52, 0xD7,
-    0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA,
+    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24,
+    0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA,
 ];
 
-fn public_from_pem(bytes: &[u8], what: &'static str, template: PemTemplate) -> Result<TpmtPublic, Tpm2ToolsError> {
+fn public_from_pem(
+    bytes: &[u8],
+    what: &'static str,
+    template: PemTemplate,
+) -> Result<TpmtPublic, Tpm2ToolsError> {
     let error = |reason: String| Tpm2ToolsError::PublicKey { what, reason };
-    let (_, pem) = x509_parser::pem::parse_x509_pem(bytes).map_err(|e| error(format!("PEM: {e}")))?;
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(bytes).map_err(|e| error(format!("PEM: {e}")))?;
     if pem.label != "PUBLIC KEY" {
-        return Err(error(format!("PEM label is {:?}, expected \"PUBLIC KEY\"", pem.label)));
+        return Err(error(format!(
+            "PEM label is {:?}, expected \"PUBLIC KEY\"",
+            pem.label
+        )));
     }
-    let (_, spki) = SubjectPublicKeyInfo::from_der(&pem.contents).map_err(|e| error(format!("SubjectPublicKeyInfo: {e}")))?;
+    let (_, spki) = SubjectPublicKeyInfo::from_der(&pem.contents)
+        .map_err(|e| error(format!("SubjectPublicKeyInfo: {e}")))?;
     let key = spki.parsed().map_err(|e| error(format!("key: {e}")))?;
     let (ek_attributes, signing_attributes) = (0x0003_00B2u32, 0x0004_0072u32);
     let attributes = match template {
@@ -210,12 +242,19 @@ fn public_from_pem(bytes: &[u8], what: &'static str, template: PemTemplate) -> R
     let mut t = Vec::new();
     match key {
         SpkiKey::RSA(rsa) => {
-            let modulus: Vec<u8> = rsa.modulus.iter().copied().skip_while(|&b| b == 0).collect();
+            let modulus: Vec<u8> = rsa
+                .modulus
+                .iter()
+                .copied()
+                .skip_while(|&b| b == 0)
+                .collect();
             let exponent = rsa
                 .try_exponent()
                 .map_err(|e| error(format!("RSA exponent: {e}")))?;
-            let exponent = u32::try_from(exponent).map_err(|_| error("RSA exponent does not fit 32 bits".into()))?;
-            let bits = u16::try_from(modulus.len() * 8).map_err(|_| error("RSA modulus too large".into()))?;
+            let exponent = u32::try_from(exponent)
+                .map_err(|_| error("RSA exponent does not fit 32 bits".into()))?;
+            let bits = u16::try_from(modulus.len() * 8)
+                .map_err(|_| error("RSA modulus too large".into()))?;
             t.extend_from_slice(&0x0001u16.to_be_bytes());
             t.extend_from_slice(&0x000Bu16.to_be_bytes());
             t.extend_from_slice(&attributes.to_be_bytes());
@@ -241,7 +280,9 @@ fn public_from_pem(bytes: &[u8], what: &'static str, template: PemTemplate) -> R
             };
             let data = point.data();
             if data.len() != 1 + 2 * len || data.first() != Some(&4) {
-                return Err(error("EC point is not an uncompressed point on its curve".into()));
+                return Err(error(
+                    "EC point is not an uncompressed point on its curve".into(),
+                ));
             }
             t.extend_from_slice(&0x0023u16.to_be_bytes());
             t.extend_from_slice(&0x000Bu16.to_be_bytes());
@@ -288,7 +329,6 @@ fn push_tpm2b(t: &mut Vec<u8>, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +350,9 @@ mod tests {
     #[test]
     fn wrong_size_names_both_layouts() {
         let err = parse_pcr_file(&[0u8; 10], &selection()).unwrap_err();
-        assert!(err.to_string().contains("serialized") && err.to_string().contains("64 bytes"), "{err}");
+        assert!(
+            err.to_string().contains("serialized") && err.to_string().contains("64 bytes"),
+            "{err}"
+        );
     }
 }

@@ -144,7 +144,10 @@ impl Verdict {
             .map(|(bank, values)| {
                 (
                     bank.name().to_owned(),
-                    values.iter().map(|(pcr, v)| (*pcr, hex::encode(v))).collect(),
+                    values
+                        .iter()
+                        .map(|(pcr, v)| (*pcr, hex::encode(v)))
+                        .collect(),
                 )
             })
             .collect();

@@ -8,41 +8,67 @@ use rootmark_swtpm_tests::boot::{BootLog, BootProfile};
 use rootmark_swtpm_tests::measure;
 
 fn issuer(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_rootmark-issuer")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_rootmark-issuer"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/eventlogs").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/eventlogs")
+        .join(name)
 }
 
 /// Runs a tpm2-tools command on `swtpm` in `dir`, flushing transient objects
 /// first (swtpm has no resource manager).
 fn tool(swtpm: &Swtpm, dir: &Path, args: &[&str]) -> Output {
     let tcti = swtpm.tcti();
-    let _ = Command::new("tpm2_flushcontext").args(["-T", &tcti, "-t"]).output();
+    let _ = Command::new("tpm2_flushcontext")
+        .args(["-T", &tcti, "-t"])
+        .output();
     let output = Command::new(args[0])
         .args(["-T", &tcti])
         .args(&args[1..])
         .current_dir(dir)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output
 }
 
 fn booted_swtpm() -> Swtpm {
     let swtpm = Swtpm::start().unwrap();
     let mut tpm = rootmark_attestor::tpm::Tpm::open(&swtpm.tcti()).unwrap();
-    measure::extend_boot(tpm.context_mut(), &BootLog::simulate(&BootProfile::default())).unwrap();
+    measure::extend_boot(
+        tpm.context_mut(),
+        &BootLog::simulate(&BootProfile::default()),
+    )
+    .unwrap();
     swtpm
 }
 
 #[test]
 fn eventlog_replay_json_reproduces_the_tpm_pcrs() {
-    let out = issuer(&["eventlog", "replay", "--json", testdata("sb_cert_eventlog").to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = issuer(&[
+        "eventlog",
+        "replay",
+        "--json",
+        testdata("sb_cert_eventlog").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let replay: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(testdata("sb_cert_eventlog.pcrs.json")).unwrap()).unwrap();
+    let truth: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(testdata("sb_cert_eventlog.pcrs.json")).unwrap())
+            .unwrap();
     let mut compared = 0;
     for bank in ["sha1", "sha256"] {
         for (pcr, value) in replay[bank].as_object().unwrap() {
@@ -64,7 +90,10 @@ fn eventlog_replay_of_garbage_names_the_problem() {
     let out = issuer(&["eventlog", "replay", path.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not a valid TCG event log") && stderr.contains("offset"), "{stderr}");
+    assert!(
+        stderr.contains("not a valid TCG event log") && stderr.contains("offset"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -72,31 +101,103 @@ fn quote_verify_accepts_tpm2_quote_output_and_refuses_a_wrong_nonce() {
     let swtpm = booted_swtpm();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    tool(&swtpm, d, &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"]);
-    tool(&swtpm, d, &["tpm2_createak", "-C", "ek.ctx", "-c", "ak.ctx", "-G", "rsa", "-g", "sha256", "-s", "rsassa", "-u", "ak.pub", "-n", "ak.name"]);
-    tool(&swtpm, d, &["tpm2_quote", "-c", "ak.ctx", "-l", "sha256:0,1,2,3,4,5,6,7", "-q", "c0ffee", "-m", "q.msg", "-s", "q.sig", "-o", "q.pcrs", "-g", "sha256"]);
+    tool(
+        &swtpm,
+        d,
+        &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"],
+    );
+    tool(
+        &swtpm,
+        d,
+        &[
+            "tpm2_createak",
+            "-C",
+            "ek.ctx",
+            "-c",
+            "ak.ctx",
+            "-G",
+            "rsa",
+            "-g",
+            "sha256",
+            "-s",
+            "rsassa",
+            "-u",
+            "ak.pub",
+            "-n",
+            "ak.name",
+        ],
+    );
+    tool(
+        &swtpm,
+        d,
+        &[
+            "tpm2_quote",
+            "-c",
+            "ak.ctx",
+            "-l",
+            "sha256:0,1,2,3,4,5,6,7",
+            "-q",
+            "c0ffee",
+            "-m",
+            "q.msg",
+            "-s",
+            "q.sig",
+            "-o",
+            "q.pcrs",
+            "-g",
+            "sha256",
+        ],
+    );
     let p = |name: &str| d.join(name).display().to_string();
     let args = |nonce: &'static str| -> Vec<String> {
-        ["quote", "verify", "--ak", &p("ak.pub"), "--quote", &p("q.msg"), "--sig", &p("q.sig"), "--pcrs", &p("q.pcrs"), "--nonce", nonce]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "quote",
+            "verify",
+            "--ak",
+            &p("ak.pub"),
+            "--quote",
+            &p("q.msg"),
+            "--sig",
+            &p("q.sig"),
+            "--pcrs",
+            &p("q.pcrs"),
+            "--nonce",
+            nonce,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     let run = |nonce| {
         let a = args(nonce);
         issuer(&a.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let ok = run("c0ffee");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert!(stdout.contains("quote: valid (sha256:0,1,2,3,4,5,6,7)"), "{stdout}");
-    let expected = BootLog::simulate(&BootProfile::default()).expected_pcrs(rootmark_swtpm_tests::boot::Bank::Sha256);
-    assert!(stdout.contains(&hex::encode(&expected[&4])), "prints PCR 4: {stdout}");
+    assert!(
+        stdout.contains("quote: valid (sha256:0,1,2,3,4,5,6,7)"),
+        "{stdout}"
+    );
+    let expected = BootLog::simulate(&BootProfile::default())
+        .expected_pcrs(rootmark_swtpm_tests::boot::Bank::Sha256);
+    assert!(
+        stdout.contains(&hex::encode(&expected[&4])),
+        "prints PCR 4: {stdout}"
+    );
 
     let bad = run("c0ffef");
     assert_eq!(bad.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&bad.stderr);
-    assert!(stderr.contains("extraData does not equal the issued nonce") && stderr.contains("quote.nonce"), "{stderr}");
+    assert!(
+        stderr.contains("extraData does not equal the issued nonce")
+            && stderr.contains("quote.nonce"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -104,40 +205,159 @@ fn credential_make_output_activates_with_tpm2_activatecredential() {
     let swtpm = booted_swtpm();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    tool(&swtpm, d, &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"]);
-    tool(&swtpm, d, &["tpm2_readpublic", "-c", "ek.ctx", "-f", "pem", "-o", "ek.pem"]);
-    tool(&swtpm, d, &["tpm2_createak", "-C", "ek.ctx", "-c", "ak.ctx", "-G", "ecc", "-g", "sha256", "-s", "ecdsa", "-u", "ak.pub", "-n", "ak.name"]);
-    tool(&swtpm, d, &["tpm2_createak", "-C", "ek.ctx", "-c", "other.ctx", "-G", "ecc", "-g", "sha256", "-s", "ecdsa", "-u", "other.pub", "-n", "other.name"]);
+    tool(
+        &swtpm,
+        d,
+        &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"],
+    );
+    tool(
+        &swtpm,
+        d,
+        &[
+            "tpm2_readpublic",
+            "-c",
+            "ek.ctx",
+            "-f",
+            "pem",
+            "-o",
+            "ek.pem",
+        ],
+    );
+    tool(
+        &swtpm,
+        d,
+        &[
+            "tpm2_createak",
+            "-C",
+            "ek.ctx",
+            "-c",
+            "ak.ctx",
+            "-G",
+            "ecc",
+            "-g",
+            "sha256",
+            "-s",
+            "ecdsa",
+            "-u",
+            "ak.pub",
+            "-n",
+            "ak.name",
+        ],
+    );
+    tool(
+        &swtpm,
+        d,
+        &[
+            "tpm2_createak",
+            "-C",
+            "ek.ctx",
+            "-c",
+            "other.ctx",
+            "-G",
+            "ecc",
+            "-g",
+            "sha256",
+            "-s",
+            "ecdsa",
+            "-u",
+            "other.pub",
+            "-n",
+            "other.name",
+        ],
+    );
     let name = hex::encode(std::fs::read(d.join("ak.name")).unwrap());
     let other = hex::encode(std::fs::read(d.join("other.name")).unwrap());
     let secret = "5ec2e7000000000000000000000000000000000000000000000000000000cafe";
 
-    for (ek, for_name, blob) in [("ek.pub", &name, "tss.blob"), ("ek.pem", &name, "pem.blob"), ("ek.pub", &other, "other.blob")] {
+    for (ek, for_name, blob) in [
+        ("ek.pub", &name, "tss.blob"),
+        ("ek.pem", &name, "pem.blob"),
+        ("ek.pub", &other, "other.blob"),
+    ] {
         let out = issuer(&[
-            "credential", "make", "--ek-pub", d.join(ek).to_str().unwrap(), "--name", for_name, "--secret", secret, "--out",
+            "credential",
+            "make",
+            "--ek-pub",
+            d.join(ek).to_str().unwrap(),
+            "--name",
+            for_name,
+            "--secret",
+            secret,
+            "--out",
             d.join(blob).to_str().unwrap(),
         ]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let activate = |blob: &str, out: &str| -> bool {
         let tcti = swtpm.tcti();
         let run = |args: &[&str]| {
-            let _ = Command::new("tpm2_flushcontext").args(["-T", &tcti, "-t"]).output();
-            Command::new(args[0]).args(["-T", &tcti]).args(&args[1..]).current_dir(d).output().unwrap()
+            let _ = Command::new("tpm2_flushcontext")
+                .args(["-T", &tcti, "-t"])
+                .output();
+            Command::new(args[0])
+                .args(["-T", &tcti])
+                .args(&args[1..])
+                .current_dir(d)
+                .output()
+                .unwrap()
         };
-        assert!(run(&["tpm2_startauthsession", "--policy-session", "-S", "session.ctx"]).status.success());
-        assert!(run(&["tpm2_policysecret", "-S", "session.ctx", "-c", "e"]).status.success());
-        let ok = run(&["tpm2_activatecredential", "-c", "ak.ctx", "-C", "ek.ctx", "-i", blob, "-o", out, "-P", "session:session.ctx"])
+        assert!(
+            run(&[
+                "tpm2_startauthsession",
+                "--policy-session",
+                "-S",
+                "session.ctx"
+            ])
             .status
-            .success();
+            .success()
+        );
+        assert!(
+            run(&["tpm2_policysecret", "-S", "session.ctx", "-c", "e"])
+                .status
+                .success()
+        );
+        let ok = run(&[
+            "tpm2_activatecredential",
+            "-c",
+            "ak.ctx",
+            "-C",
+            "ek.ctx",
+            "-i",
+            blob,
+            "-o",
+            out,
+            "-P",
+            "session:session.ctx",
+        ])
+        .status
+        .success();
         let _ = run(&["tpm2_flushcontext", "session.ctx"]);
         ok
     };
-    assert!(activate("tss.blob", "tss.out"), "blob from a TPM2B_PUBLIC EK activates");
-    assert_eq!(hex::encode(std::fs::read(d.join("tss.out")).unwrap()), secret);
-    assert!(activate("pem.blob", "pem.out"), "blob from a PEM EK activates");
-    assert_eq!(hex::encode(std::fs::read(d.join("pem.out")).unwrap()), secret);
-    assert!(!activate("other.blob", "other.out"), "a blob for another AK's name must not activate");
+    assert!(
+        activate("tss.blob", "tss.out"),
+        "blob from a TPM2B_PUBLIC EK activates"
+    );
+    assert_eq!(
+        hex::encode(std::fs::read(d.join("tss.out")).unwrap()),
+        secret
+    );
+    assert!(
+        activate("pem.blob", "pem.out"),
+        "blob from a PEM EK activates"
+    );
+    assert_eq!(
+        hex::encode(std::fs::read(d.join("pem.out")).unwrap()),
+        secret
+    );
+    assert!(
+        !activate("other.blob", "other.out"),
+        "a blob for another AK's name must not activate"
+    );
 }
 
 #[test]
@@ -150,23 +370,50 @@ fn policy_from_eventlog_accepts_exactly_that_boot() {
         node_policy: Vec<NodePolicyConfig>,
     }
     let good = testdata("sb_cert_eventlog");
-    let out = issuer(&["policy", "from-eventlog", "--name", "sb-cert-host", good.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = issuer(&[
+        "policy",
+        "from-eventlog",
+        "--name",
+        "sb-cert-host",
+        good.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let document: Document = toml::from_str(std::str::from_utf8(&out.stdout).unwrap()).unwrap();
     let policies = PolicySet::compile(&document.node_policy).unwrap();
 
     let log = EventLog::parse(&std::fs::read(&good).unwrap(), &EventLogLimits::default()).unwrap();
     let quoted = log.replay();
-    let results = policies.evaluate(&PolicyFacts { quoted: &quoted, event_log: Some(&log) });
+    let results = policies.evaluate(&PolicyFacts {
+        quoted: &quoted,
+        event_log: Some(&log),
+    });
     assert_eq!(results.passed, vec!["sb-cert-host"]);
 
     // Another machine's boot does not satisfy it.
-    let other = EventLog::parse(&std::fs::read(testdata("ubuntu_2104_shielded_vm_no_secure_boot_eventlog")).unwrap(), &EventLogLimits::default()).unwrap();
+    let other = EventLog::parse(
+        &std::fs::read(testdata("ubuntu_2104_shielded_vm_no_secure_boot_eventlog")).unwrap(),
+        &EventLogLimits::default(),
+    )
+    .unwrap();
     let other_quoted = other.replay();
-    let results = policies.evaluate(&PolicyFacts { quoted: &other_quoted, event_log: Some(&other) });
+    let results = policies.evaluate(&PolicyFacts {
+        quoted: &other_quoted,
+        event_log: Some(&other),
+    });
     assert!(results.passed.is_empty());
-    let rules: Vec<&str> = results.failed[0].1.iter().map(|v| v.rule.as_str()).collect();
-    assert!(rules.contains(&"require_secure_boot") && rules.contains(&"pcrs.sha256.0"), "{rules:?}");
+    let rules: Vec<&str> = results.failed[0]
+        .1
+        .iter()
+        .map(|v| v.rule.as_str())
+        .collect();
+    assert!(
+        rules.contains(&"require_secure_boot") && rules.contains(&"pcrs.sha256.0"),
+        "{rules:?}"
+    );
 }
 
 #[test]

@@ -116,7 +116,8 @@ impl Tpm {
             field: "NV index",
             reason: e.to_string(),
         })?;
-        let object = match self
+        // Probe for the index first: an undefined index is not an error.
+        let mut object = match self
             .ctx
             .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::NvIndex(nv_handle)))
         {
@@ -124,14 +125,15 @@ impl Tpm {
             // TPM_RC_HANDLE: the index is not defined.
             Err(_) => return Ok(None),
         };
-        let mut object = object;
+        // read_full opens its own ESYS handle for the index (and may close
+        // ours), so release ours first; EK certificate indexes are
+        // owner-readable per the TCG EK Credential Profile.
+        let _ = self.ctx.tr_close(&mut object);
         let read = self
             .ctx
             .execute_with_session(Some(AuthSession::Password), |ctx| {
-                nv::read_full(ctx, NvAuth::NvIndex(object.into()), nv_handle)
+                nv::read_full(ctx, NvAuth::Owner, nv_handle)
             });
-        // tr_from_tpm_public created an ESYS resource; release it.
-        let _ = self.ctx.tr_close(&mut object);
         let raw = read.map_err(TpmError::command("TPM2_NV_Read(EK certificate)"))?;
         strip_nv_padding(&raw)
             .map(|der| Some(der.to_vec()))

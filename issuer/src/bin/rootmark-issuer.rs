@@ -146,15 +146,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Quote(QuoteCommand::Verify { ak, quote, sig, pcrs, nonce }) => {
-            let nonce = hex::decode(nonce.trim_start_matches("0x")).context("--nonce must be hex")?;
+        Command::Quote(QuoteCommand::Verify {
+            ak,
+            quote,
+            sig,
+            pcrs,
+            nonce,
+        }) => {
+            let nonce =
+                hex::decode(nonce.trim_start_matches("0x")).context("--nonce must be hex")?;
             let ak = load_public(&read(&ak, "AK")?, "--ak", PemTemplate::Signing)?;
             let attest = read(&quote, "quote message")?;
             let signature = read(&sig, "signature")?;
             // The PCR file is read in the quote's selection order; a body that
             // does not parse is reported by the verifier with its reason.
             let selection = match TpmsAttest::from_bytes(&attest) {
-                Ok(TpmsAttest { body: AttestBody::Quote { selection, .. }, .. }) => Some(selection),
+                Ok(TpmsAttest {
+                    body: AttestBody::Quote { selection, .. },
+                    ..
+                }) => Some(selection),
                 _ => None,
             };
             let values = match &selection {
@@ -163,7 +173,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             match verify_quote(&ak, &attest, &signature, &values, &nonce) {
                 Ok(verified) => {
-                    println!("quote: valid ({})", verified.selection.to_tpm2_tools_string());
+                    println!(
+                        "quote: valid ({})",
+                        verified.selection.to_tpm2_tools_string()
+                    );
                     for (bank, values) in &verified.pcrs {
                         println!("{bank}:");
                         for (pcr, value) in values {
@@ -178,17 +191,27 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Credential(CredentialCommand::Make { ek_pub, name, secret, out }) => {
+        Command::Credential(CredentialCommand::Make {
+            ek_pub,
+            name,
+            secret,
+            out,
+        }) => {
             let ek = load_public(&read(&ek_pub, "EK public")?, "--ek-pub", PemTemplate::Ek)?;
             let name = hex::decode(name.trim_start_matches("0x")).context("--name must be hex")?;
-            let secret = hex::decode(secret.trim_start_matches("0x")).context("--secret must be hex")?;
+            let secret =
+                hex::decode(secret.trim_start_matches("0x")).context("--secret must be hex")?;
             if secret.is_empty() {
                 bail!("--secret must not be empty");
             }
             let made = rootmark_issuer::credential::make_credential(&ek, &name, &secret)?;
             std::fs::write(&out, made.to_tpm2_tools_file())
                 .with_context(|| format!("cannot write {}", out.display()))?;
-            println!("credential for {} written to {}", hex::encode(&name), out.display());
+            println!(
+                "credential for {} written to {}",
+                hex::encode(&name),
+                out.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy(PolicyCommand::FromEventlog { file, name }) => {
@@ -198,8 +221,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             struct Document {
                 node_policy: Vec<rootmark_issuer::policy::NodePolicyConfig>,
             }
-            let document = Document { node_policy: vec![config] };
-            print!("{}", toml::to_string(&document).context("cannot render the policy")?);
+            let document = Document {
+                node_policy: vec![config],
+            };
+            print!(
+                "{}",
+                toml::to_string(&document).context("cannot render the policy")?
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,6 +1,8 @@
 //! Verifying TPM signatures with aws-lc-rs.
 
-use aws_lc_rs::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm};
+use aws_lc_rs::signature::{
+    self, RsaPublicKeyComponents, UnparsedPublicKey, VerificationAlgorithm,
+};
 
 use super::public::{EccCurve, PublicKey, TpmtPublic};
 use super::signature::TpmtSignature;
@@ -19,7 +21,9 @@ pub enum SignatureError {
         signature: &'static str,
     },
     /// The signature's scheme or hash differs from the one fixed in the key.
-    #[error("the key is fixed to scheme {key_scheme:#06x} with hash {key_hash:#06x}, the signature uses {sig_scheme:#06x} with {sig_hash}")]
+    #[error(
+        "the key is fixed to scheme {key_scheme:#06x} with hash {key_hash:#06x}, the signature uses {sig_scheme:#06x} with {sig_hash}"
+    )]
     SchemeMismatch {
         /// The key's scheme.
         key_scheme: u16,
@@ -43,7 +47,11 @@ pub enum SignatureError {
 /// The TPM signs `H(message)` with the hash named in the signature; when the
 /// key fixes a scheme (restricted signing keys must), the signature has to use
 /// exactly that scheme and hash.
-pub fn verify_signature(key: &TpmtPublic, message: &[u8], signature: &TpmtSignature) -> Result<(), SignatureError> {
+pub fn verify_signature(
+    key: &TpmtPublic,
+    message: &[u8],
+    signature: &TpmtSignature,
+) -> Result<(), SignatureError> {
     let (sig_scheme, sig_hash) = match signature {
         TpmtSignature::RsaSsa { hash, .. } => (alg_id::RSASSA, *hash),
         TpmtSignature::RsaPss { hash, .. } => (alg_id::RSAPSS, *hash),
@@ -64,7 +72,10 @@ pub fn verify_signature(key: &TpmtPublic, message: &[u8], signature: &TpmtSignat
         });
     }
     match (&key.key, signature) {
-        (PublicKey::Rsa { modulus, .. }, TpmtSignature::RsaSsa { hash, signature } | TpmtSignature::RsaPss { hash, signature }) => {
+        (
+            PublicKey::Rsa { modulus, .. },
+            TpmtSignature::RsaSsa { hash, signature } | TpmtSignature::RsaPss { hash, signature },
+        ) => {
             let pss = matches!(signature_kind(sig_scheme), Kind::Pss);
             let params = rsa_params(*hash, pss)?;
             let exponent = key.rsa_exponent().unwrap_or(65_537).to_be_bytes();
@@ -78,9 +89,9 @@ pub fn verify_signature(key: &TpmtPublic, message: &[u8], signature: &TpmtSignat
                 .map_err(|_| SignatureError::Invalid)
         }
         (PublicKey::Ecc { curve, .. }, TpmtSignature::Ecdsa { hash, r, s }) => {
-            let point = key
-                .ecc_point()
-                .ok_or_else(|| SignatureError::Unsupported(format!("ECC curve {:#06x}", curve.id())))?;
+            let point = key.ecc_point().ok_or_else(|| {
+                SignatureError::Unsupported(format!("ECC curve {:#06x}", curve.id()))
+            })?;
             let (algorithm, fixed_len) = ecdsa_algorithm(*curve, *hash)?;
             let encoded = match fixed_len {
                 Some(len) => fixed_signature(r, s, len).ok_or(SignatureError::Invalid)?,
@@ -112,10 +123,17 @@ enum Kind {
 }
 
 fn signature_kind(scheme: u16) -> Kind {
-    if scheme == alg_id::RSAPSS { Kind::Pss } else { Kind::Pkcs1 }
+    if scheme == alg_id::RSAPSS {
+        Kind::Pss
+    } else {
+        Kind::Pkcs1
+    }
 }
 
-fn rsa_params(hash: HashAlg, pss: bool) -> Result<&'static signature::RsaParameters, SignatureError> {
+fn rsa_params(
+    hash: HashAlg,
+    pss: bool,
+) -> Result<&'static signature::RsaParameters, SignatureError> {
     Ok(match (hash, pss) {
         (HashAlg::Sha1, false) => &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
         (HashAlg::Sha256, false) => &signature::RSA_PKCS1_2048_8192_SHA256,
@@ -211,6 +229,9 @@ mod tests {
 
     #[test]
     fn der_signature_adds_sign_byte() {
-        assert_eq!(der_signature(&[0x80], &[1]), vec![0x30, 7, 2, 2, 0, 0x80, 2, 1, 1]);
+        assert_eq!(
+            der_signature(&[0x80], &[1]),
+            vec![0x30, 7, 2, 2, 0, 0x80, 2, 1, 1]
+        );
     }
 }
