@@ -414,6 +414,64 @@ impl BootLog {
         }
     }
 
+    /// Simulates booting `profile` on a bigger machine, with `target_events`
+    /// measured events (or as many as [`BootLog::simulate`] gives, if that is
+    /// more), as benchmarks of log replay need (150 is a typical server): right after the firmware
+    /// volumes, DXE adds alternately a PCI option ROM driver
+    /// (`EV_EFI_BOOT_SERVICES_DRIVER` on PCR 2, digest over the image, data a
+    /// `UEFI_IMAGE_LOAD_EVENT` with a `PciRoot/Pci/Offset` device path) and a
+    /// further firmware volume (`EV_EFI_PLATFORM_FIRMWARE_BLOB` on PCR 0, digest
+    /// over its contents) until the count is reached; the rest of the boot is
+    /// that of [`BootLog::simulate`]. Deterministic: the same arguments give
+    /// the same log.
+    pub fn simulate_large(profile: &BootProfile, target_events: usize) -> Self {
+        /// `ImageLocationInMemory` of the first option ROM driver.
+        const OPTION_ROM_LOAD_ADDRESS: u64 = 0x7D00_0000;
+        /// Base of the extra firmware volumes.
+        const EXTRA_FIRMWARE_BASE: u64 = 0xFF00_0000;
+
+        let mut log = Self::simulate(profile);
+        let extra = target_events.saturating_sub(log.events.len());
+        let at = 1 + profile.firmware_blobs.len();
+        let mut added = Vec::with_capacity(extra);
+        for i in 0..extra {
+            let n = len_u64(i / 2);
+            if i % 2 == 0 {
+                let rom = pe_image(&format!("option ROM driver {n}"), 0x400);
+                let device = u8::try_from(n % 30).unwrap_or(0) + 1;
+                let mut offset = Vec::with_capacity(20);
+                offset.extend_from_slice(&0u32.to_le_bytes());
+                offset.extend_from_slice(&0u64.to_le_bytes());
+                offset.extend_from_slice(&len_u64(rom.len() - 1).to_le_bytes());
+                let mut path = device_path_node(0x02, 0x01, &[0xD0, 0x41, 0x03, 0x0A, 0, 0, 0, 0]);
+                path.extend(device_path_node(0x01, 0x01, &[0x00, device]));
+                path.extend(device_path_node(0x04, 0x08, &offset));
+                path.extend(device_path_node(0x7f, 0xff, &[]));
+                let location = OPTION_ROM_LOAD_ADDRESS.saturating_add(n.saturating_mul(0x1_0000));
+                added.push(MeasuredEvent::hashed(
+                    2,
+                    event_type::EV_EFI_BOOT_SERVICES_DRIVER,
+                    &rom,
+                    image_load_event(location, &rom, &path),
+                ));
+            } else {
+                let fv = firmware_volume(&format!("FV {n}"), 0x200);
+                let base = EXTRA_FIRMWARE_BASE.saturating_add(n.saturating_mul(0x1_0000));
+                let mut data = Vec::with_capacity(16);
+                data.extend_from_slice(&base.to_le_bytes());
+                data.extend_from_slice(&len_u64(fv.len()).to_le_bytes());
+                added.push(MeasuredEvent::hashed(
+                    0,
+                    event_type::EV_EFI_PLATFORM_FIRMWARE_BLOB,
+                    &fv,
+                    data,
+                ));
+            }
+        }
+        log.events.splice(at..at, added);
+        log
+    }
+
     /// The measured events, in log order (`EV_NO_ACTION` records are not included).
     pub fn events(&self) -> &[MeasuredEvent] {
         &self.events

@@ -10,6 +10,7 @@
 
 pub mod boot;
 pub mod measure;
+pub mod soft_tpm;
 pub mod swtpm;
 pub mod tpm2_tools;
 
