@@ -84,7 +84,9 @@ pub fn event_log(data: &[u8]) {
 /// tpm2-tools PCR files: byte 0 is the length N of a TPML_PCR_SELECTION in
 /// bytes 1..=N, the rest is the file.
 pub fn pcr_file(data: &[u8]) {
-    let Some((&len, rest)) = data.split_first() else { return };
+    let Some((&len, rest)) = data.split_first() else {
+        return;
+    };
     let split = usize::from(len % 64).min(rest.len());
     let (selection, file) = rest.split_at(split);
     let selection = PcrSelection::from_bytes(selection).unwrap_or_default();

@@ -20,27 +20,6 @@ fn testdata(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Runs a tpm2-tools command on `swtpm` in `dir`, flushing transient objects
-/// first (swtpm has no resource manager).
-fn tool(swtpm: &Swtpm, dir: &Path, args: &[&str]) -> Output {
-    let tcti = swtpm.tcti();
-    let _ = Command::new("tpm2_flushcontext")
-        .args(["-T", &tcti, "-t"])
-        .output();
-    let output = Command::new(args[0])
-        .args(["-T", &tcti])
-        .args(&args[1..])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
-
 fn booted_swtpm() -> Swtpm {
     let swtpm = Swtpm::start().unwrap();
     let mut tpm = rootmark_attestor::tpm::Tpm::open(&swtpm.tcti()).unwrap();
@@ -101,13 +80,11 @@ fn quote_verify_accepts_tpm2_quote_output_and_refuses_a_wrong_nonce() {
     let swtpm = booted_swtpm();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"],
     );
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &[
             "tpm2_createak",
@@ -127,8 +104,7 @@ fn quote_verify_accepts_tpm2_quote_output_and_refuses_a_wrong_nonce() {
             "ak.name",
         ],
     );
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &[
             "tpm2_quote",
@@ -205,13 +181,11 @@ fn credential_make_output_activates_with_tpm2_activatecredential() {
     let swtpm = booted_swtpm();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"],
     );
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &[
             "tpm2_readpublic",
@@ -223,8 +197,7 @@ fn credential_make_output_activates_with_tpm2_activatecredential() {
             "ek.pem",
         ],
     );
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &[
             "tpm2_createak",
@@ -244,8 +217,7 @@ fn credential_make_output_activates_with_tpm2_activatecredential() {
             "ak.name",
         ],
     );
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &[
             "tpm2_createak",

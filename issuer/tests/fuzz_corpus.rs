@@ -32,7 +32,10 @@ fn every_target_has_a_cargo_fuzz_entry_point() {
     for target in fuzzing::TARGETS {
         let source = std::fs::read_to_string(targets.join(format!("{target}.rs")))
             .unwrap_or_else(|e| panic!("fuzz/fuzz_targets/{target}.rs: {e}"));
-        assert!(source.contains(&format!("rootmark_issuer::fuzzing::{target}(data)")), "{target}");
+        assert!(
+            source.contains(&format!("rootmark_issuer::fuzzing::{target}(data)")),
+            "{target}"
+        );
     }
     assert!(!fuzzing::run("no-such-target", b""));
 }

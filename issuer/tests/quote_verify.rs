@@ -11,7 +11,7 @@ use rootmark_issuer::tpm::{HashAlg, TpmtPublic};
 use rootmark_issuer::tpm2_tools::{PemTemplate, load_public, parse_pcr_file};
 use rootmark_swtpm_tests::Swtpm;
 use rootmark_swtpm_tests::boot::{BootLog, BootProfile};
-use rootmark_swtpm_tests::{measure, tpm2_tools};
+use rootmark_swtpm_tests::measure;
 
 const NONCE: &[u8] = b"fresh issuer nonce 0123456789abc";
 
@@ -147,37 +147,16 @@ fn pcr_values_of_another_quote_are_refused() {
     assert!(matches!(err, QuoteError::PcrDigestMismatch { .. }), "{err}");
 }
 
-/// Runs a tpm2-tools command against `swtpm`, flushing transient objects first
-/// (swtpm has no resource manager).
-fn tool(swtpm: &Swtpm, dir: &std::path::Path, args: &[&str]) {
-    let tcti = swtpm.tcti();
-    let _ = tpm2_tools::run("tpm2_flushcontext", &["-T", &tcti, "-t"]);
-    let mut full = vec![args[0], "-T", &tcti];
-    full.extend_from_slice(&args[1..]);
-    let output = std::process::Command::new(full[0])
-        .args(&full[1..])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 #[test]
 fn tpm2_quote_output_files_verify_and_tampering_is_refused() {
     let swtpm = booted_swtpm();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &["tpm2_createek", "-c", "ek.ctx", "-G", "rsa", "-u", "ek.pub"],
     );
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &[
             "tpm2_createak",
@@ -200,8 +179,7 @@ fn tpm2_quote_output_files_verify_and_tampering_is_refused() {
         ],
     );
     let nonce_hex = hex::encode(NONCE);
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &[
             "tpm2_quote",
@@ -246,8 +224,7 @@ fn tpm2_quote_output_files_verify_and_tampering_is_refused() {
         verify_quote(&ak, &attest, &read("quote.sig"), &pcrs, b"x").unwrap_err(),
         QuoteError::NonceMismatch
     );
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &[
             "tpm2_quote",
@@ -271,8 +248,7 @@ fn tpm2_quote_output_files_verify_and_tampering_is_refused() {
         let mut tpm = Tpm::open(&swtpm.tcti()).unwrap();
         measure::extend_data(tpm.context_mut(), 7, b"secure boot policy changed").unwrap();
     }
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &[
             "tpm2_quote",
@@ -297,8 +273,7 @@ fn tpm2_quote_output_files_verify_and_tampering_is_refused() {
     assert!(matches!(err, QuoteError::PcrDigestMismatch { .. }), "{err}");
 
     // A quote with another AK's public key.
-    tool(
-        &swtpm,
+    swtpm.tool_ok(
         d,
         &[
             "tpm2_createak",

@@ -139,6 +139,38 @@ impl Swtpm {
         self.ca_dir().join("issuercert.pem")
     }
 
+    /// Runs a tpm2-tools command (`args[0]` is the tool) against this TPM in
+    /// `dir`, after flushing transient objects (swtpm has no resource manager
+    /// and tpm2-tools leave objects loaded). Returns the output whether or not
+    /// the tool succeeded; see [`Swtpm::tool_ok`].
+    pub fn tool(&self, dir: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
+        let tcti = self.tcti();
+        let _ = Command::new("tpm2_flushcontext")
+            .args(["-T", &tcti, "-t"])
+            .output();
+        let (tool, rest) = args
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("no tool given"))?;
+        Command::new(tool)
+            .args(["-T", &tcti])
+            .args(rest)
+            .current_dir(dir)
+            .output()
+    }
+
+    /// Like [`Swtpm::tool`], but panics with the tool's stderr unless it succeeded:
+    /// for test set-up steps that must work.
+    pub fn tool_ok(&self, dir: &Path, args: &[&str]) -> std::process::Output {
+        match self.tool(dir, args) {
+            Ok(output) if output.status.success() => output,
+            Ok(output) => panic!(
+                "{args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+            Err(e) => panic!("{args:?} did not run: {e}"),
+        }
+    }
+
     /// The root CA certificate's PEM text.
     pub fn ek_root_ca_pem(&self) -> Result<String, SwtpmError> {
         let path = self.ek_root_ca_pem_path();
