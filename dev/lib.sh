@@ -2,7 +2,7 @@
 # needs are present, installing them with apt-get when running as root.
 # shellcheck shell=bash
 
-ROOTMARK_APT_PACKAGES=(swtpm swtpm-tools tpm2-tools libtss2-dev libtss2-tcti-swtpm0 pkg-config gnutls-bin)
+ROOTMARK_APT_PACKAGES=(swtpm swtpm-tools tpm2-tools libtss2-dev libtss2-tcti-swtpm0 pkg-config gnutls-bin sqlite3 openssl)
 
 rootmark_missing_packages() {
   local missing=()
@@ -10,6 +10,8 @@ rootmark_missing_packages() {
   command -v swtpm_setup >/dev/null 2>&1 || missing+=(swtpm-tools gnutls-bin)
   command -v tpm2_checkquote >/dev/null 2>&1 || missing+=(tpm2-tools)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   if ! pkg-config --exists tss2-esys tss2-tctildr tss2-mu 2>/dev/null; then
     missing+=(libtss2-dev)
   fi
