@@ -8,6 +8,7 @@
 
 pub mod ak;
 pub mod certify;
+pub mod config;
 pub mod credential;
 pub mod ek;
 pub mod eventlog;
