@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ak;
+pub mod ca;
 pub mod certify;
 pub mod config;
 pub mod credential;
@@ -18,6 +19,7 @@ pub mod fuzzing;
 pub mod pcr;
 pub mod policy;
 pub mod quote;
+pub mod store;
 pub mod tpm;
 pub mod tpm2_tools;
 pub mod verdict;

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
 
 use rootmark_attestor::tpm::{AkAlgorithm, EkAlgorithm, PcrBank, PcrSelection, Tpm};
 use rootmark_swtpm_tests::Swtpm;
@@ -875,67 +874,3 @@ fn evidence_has_the_same_shape_as_a_real_swtpms() {
     assert_eq!(extensions(&real_cert), extensions(&soft_cert));
 }
 
-/// Rough timings (run with `--release --ignored --nocapture`).
-#[test]
-#[ignore = "timing report, not a check"]
-fn timings() {
-    let ca = SoftEkCa::new("Timing").unwrap();
-    for alg in [SoftAkAlgorithm::EccP256, SoftAkAlgorithm::Rsa2048] {
-        let n = 20;
-        let start = Instant::now();
-        let tpms: Vec<SoftTpm> = (0..n)
-            .map(|_| SoftTpm::manufacture(&ca, alg).unwrap())
-            .collect();
-        let manufacture = start.elapsed() / n;
-        let mut tpm = tpms.into_iter().next().unwrap();
-        let log = BootLog::simulate_large(&BootProfile::default(), 150);
-        let start = Instant::now();
-        for _ in 0..100 {
-            tpm.reboot();
-            tpm.boot(&log);
-        }
-        let boot = start.elapsed() / 100;
-        let selection = boot_selection();
-        let start = Instant::now();
-        for _ in 0..1000 {
-            std::hint::black_box(tpm.quote(&selection, &NONCE));
-        }
-        let quote = start.elapsed() / 1000;
-        let start = Instant::now();
-        for _ in 0..1000 {
-            std::hint::black_box(tpm.certify_node_key(&NONCE));
-        }
-        let certify = start.elapsed() / 1000;
-
-        let dir = TempDir::new().unwrap();
-        let ek = write(dir.path(), "ek.pub", &tpm.ek_public());
-        let secret = write(dir.path(), "secret", SECRET);
-        let out = dir.path().join("cred").display().to_string();
-        let run = tpm2_tools::run(
-            "tpm2_makecredential",
-            &[
-                "-T",
-                "none",
-                "-u",
-                &ek,
-                "-s",
-                &secret,
-                "-n",
-                &hex::encode(tpm.ak_name()),
-                "-o",
-                &out,
-            ],
-        )
-        .unwrap();
-        assert!(run.success);
-        let (blob, enc) = parse_credential_file(&std::fs::read(&out).unwrap()).unwrap();
-        let start = Instant::now();
-        for _ in 0..200 {
-            std::hint::black_box(tpm.activate_credential(&blob, &enc).unwrap());
-        }
-        let activate = start.elapsed() / 200;
-        println!(
-            "{alg:?}: manufacture {manufacture:?}, boot (150 events) {boot:?}, quote {quote:?}, certify {certify:?}, activate {activate:?}"
-        );
-    }
-}
