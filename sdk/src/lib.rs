@@ -1,12 +1,16 @@
 //! Rootmark SDK.
 //!
 //! Services link this crate to obtain SPIFFE identities from the local
-//! `rootmark-attestor` over the SPIFFE Workload API. The identity types,
-//! the Workload API client and the rustls integration land with the SDK
-//! issue; today the crate re-exports the wire definitions so that every
-//! crate agrees on one copy of them.
+//! `rootmark-attestor` over the SPIFFE Workload API. Today it holds the
+//! SPIFFE identity types ([`id`]: [`SpiffeId`], [`TrustDomain`]) and
+//! re-exports the wire definitions so that every crate agrees on one copy of
+//! them; the Workload API client and the rustls integration land with the
+//! SDK issue.
 #![forbid(unsafe_code)]
 
+pub mod id;
+
+pub use id::{IdError, SpiffeId, TrustDomain};
 pub use rootmark_proto as proto;
 
 /// The gRPC metadata key every Workload API call must carry, with the
