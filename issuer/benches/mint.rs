@@ -15,6 +15,7 @@
 //! the raw sign rate), measured again with plain timing loops that take
 //! turns in short rounds, so that the ratios come from one process under
 //! the same machine load.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -13,6 +13,7 @@
 //! It ends with a summary of rates and the ratios the project tracks
 //! (docs/performance.md), measured again with plain timing loops so the
 //! ratios come from one process on one machine state.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use std::hint::black_box;
 use std::time::{Duration, Instant, SystemTime};

@@ -83,8 +83,8 @@ pub struct NodePolicy {
     require_event_log: bool,
     require_secure_boot: bool,
     pcrs: BTreeMap<(HashAlg, u32), BTreeSet<Vec<u8>>>,
-    boot_applications: Option<(HashAlg, BTreeSet<Vec<u8>>)>,
-    kernels: Option<(HashAlg, BTreeSet<Vec<u8>>)>,
+    boot_applications: Option<DigestAllowList>,
+    kernels: Option<DigestAllowList>,
 }
 
 /// One violated rule of one policy.
@@ -142,11 +142,14 @@ fn parse_bank(policy: &str, field: &str, bank: &str) -> Result<HashAlg, PolicyCo
     })
 }
 
+/// One bank's set of allowed digests.
+type DigestAllowList = (HashAlg, BTreeSet<Vec<u8>>);
+
 fn parse_single_bank_list(
     policy: &str,
     field: &str,
     lists: &Option<BTreeMap<String, Vec<String>>>,
-) -> Result<Option<(HashAlg, BTreeSet<Vec<u8>>)>, PolicyConfigError> {
+) -> Result<Option<DigestAllowList>, PolicyConfigError> {
     let Some(lists) = lists else { return Ok(None) };
     let mut entries = lists.iter();
     let (Some((bank, list)), None) = (entries.next(), entries.next()) else {

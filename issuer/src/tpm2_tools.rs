@@ -63,7 +63,8 @@ const SERIALIZED_DIGEST_LIST_BYTES: usize = 4 + 8 * (2 + 64);
 pub fn parse_pcr_file(bytes: &[u8], selection: &PcrSelection) -> Result<PcrValues, Tpm2ToolsError> {
     let values_len: usize = selection.iter().map(|(bank, _)| bank.digest_len()).sum();
     let serialized = bytes.len() >= SERIALIZED_SELECTION_BYTES + 4
-        && (bytes.len() - SERIALIZED_SELECTION_BYTES - 4) % SERIALIZED_DIGEST_LIST_BYTES == 0;
+        && (bytes.len() - SERIALIZED_SELECTION_BYTES - 4)
+            .is_multiple_of(SERIALIZED_DIGEST_LIST_BYTES);
     if serialized && bytes.len() != values_len {
         return parse_serialized(bytes, selection);
     }

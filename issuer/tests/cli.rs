@@ -1,4 +1,5 @@
 //! The `rootmark-issuer` offline commands, run as a user would run them.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

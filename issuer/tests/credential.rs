@@ -2,6 +2,7 @@
 //! issuer for swtpm EKs (RSA 2048, ECC P-256, ECC P-384) must activate through
 //! the attestor's TPM layer and through `tpm2_activatecredential`, and must
 //! not activate for another AK's name.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use rootmark_attestor::tpm::{AkAlgorithm, EkAlgorithm, Tpm};
 use rootmark_issuer::credential::{MadeCredential, make_credential};

@@ -1,6 +1,7 @@
 //! Event-log parsing, replay and typed views, against real logs from
 //! google/go-attestation (see testdata/eventlogs/README.md) and against
 //! malformed logs built here.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! The whole attestation check against real swtpm evidence made through the
 //! attestor's TPM layer: a good host is accepted with its selectors, and each
 //! attack is refused at the check that is meant to catch it.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use std::time::{Duration, Instant, SystemTime};
 

@@ -1,6 +1,7 @@
 //! Replays every committed fuzz corpus file through its target, so CI guards
 //! the parsers against every input the fuzzers found interesting (and every
 //! crash they ever found) without running a fuzzer.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use std::path::Path;
 

@@ -1,6 +1,7 @@
 //! Quote verification against real TPM output: quotes made by swtpm through
 //! the attestor's TPM layer and through tpm2-tools, and a real Windows
 //! machine's quote. Every tampering is refused for its own reason.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;

@@ -1,5 +1,6 @@
 //! The datastore and its tamper-evident audit log, on real SQLite files,
 //! tampered with by the real `sqlite3` CLI (Debian package `sqlite3`).
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -1122,4 +1123,3 @@ fn keys_rotate_prepared_active_retired_with_one_active_at_a_time() {
     let report = verify_store(store.path()).expect("verifies");
     assert_eq!(report.keys, 3);
 }
-

@@ -3,6 +3,7 @@
 //! the `openssl` CLI is installed, verified by it too), every token is
 //! split, decoded and its signature verified with the bundle's key through
 //! aws-lc-rs. Nothing here re-reads the inputs to conclude.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -18,6 +18,7 @@
 //! (never on the installed `rustfmt`). `cargo fmt` does not touch it: it is
 //! pulled in with `include!`, which rustfmt does not follow, and
 //! `src/gen/rustfmt.toml` disables formatting for a direct `rustfmt` run.
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 //! real calls made by the generated client to the generated server, in
 //! process (no socket, no HTTP/2: the client drives the server's tower service
 //! directly).
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};

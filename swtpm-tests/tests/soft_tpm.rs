@@ -873,4 +873,3 @@ fn evidence_has_the_same_shape_as_a_real_swtpms() {
     };
     assert_eq!(extensions(&real_cert), extensions(&soft_cert));
 }
-
