@@ -397,3 +397,113 @@ fn help_lists_every_command() {
         assert!(text.contains(command), "{text}");
     }
 }
+
+/// A store with `n` audit records and a config pointing at it.
+fn store_with_records(dir: &Path, n: usize) -> PathBuf {
+    use rootmark_issuer::store::{Actor, AuditEvent, Datastore, SqliteStore};
+    let data = dir.join("data");
+    let store = SqliteStore::open_in_dir(&data).unwrap();
+    for i in 0..n {
+        store
+            .append_event(&AuditEvent {
+                kind: "admin.note",
+                actor: Actor::Admin { uid: 0 },
+                subject: "test",
+                payload: &serde_json::json!({ "n": i }),
+            })
+            .unwrap();
+    }
+    drop(store);
+    let config = dir.join("issuer.toml");
+    std::fs::write(
+        &config,
+        format!("data_dir = {:?}\n", data.display().to_string()),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn audit_verify_passes_then_names_the_edited_and_the_deleted_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = store_with_records(dir.path(), 10);
+    let db = dir.path().join("data/rootmark.db");
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", "--config", config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        issuer(&args)
+    };
+    let ok = verify(&[]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("10 records"));
+    let json = verify(&["--output", "json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["ok"], true);
+    assert_eq!(value["records"], 10);
+
+    let sqlite = |sql: &str| {
+        let out = Command::new("sqlite3").arg(&db).arg(sql).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sqlite("UPDATE audit SET payload = '{\"n\":99}' WHERE seq = 5");
+    let edited = verify(&[]);
+    assert_eq!(edited.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&edited.stderr);
+    assert!(
+        stderr.contains('5') && stderr.contains("edited"),
+        "{stderr}"
+    );
+
+    // A fresh store, with one record deleted.
+    let dir = tempfile::tempdir().unwrap();
+    let config = store_with_records(dir.path(), 10);
+    let db = dir.path().join("data/rootmark.db");
+    let out = Command::new("sqlite3")
+        .arg(&db)
+        .arg("DELETE FROM audit WHERE seq = 7")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let deleted = issuer(&["audit", "verify", "--config", config.to_str().unwrap()]);
+    assert_eq!(deleted.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&deleted.stderr);
+    assert!(stderr.contains("record 7 missing"), "{stderr}");
+}
+
+#[test]
+fn audit_export_writes_one_json_line_per_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = store_with_records(dir.path(), 3);
+    let out = issuer(&["audit", "export", "--config", config.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[2]["seq"], 3);
+    assert_eq!(lines[2]["kind"], "admin.note");
+}
+
+#[test]
+fn audit_verify_without_config_says_how_to_fix() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rootmark-issuer"))
+        .args(["audit", "verify", "--config", "/nonexistent/issuer.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ROOTMARK_ISSUER_CONFIG"));
+}

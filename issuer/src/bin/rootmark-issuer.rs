@@ -36,6 +36,50 @@ enum Command {
     /// Write node policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Check and export the tamper-evident audit log. Reads the datastore
+    /// file directly, so it works with the issuer stopped.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Where the issuer's configuration is, for commands that read its data.
+#[derive(Debug, clap::Args)]
+struct ConfigArg {
+    /// The issuer configuration file.
+    #[arg(
+        long,
+        env = "ROOTMARK_ISSUER_CONFIG",
+        default_value = "/etc/rootmark/issuer.toml"
+    )]
+    config: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Walk the audit hash chain and cross-check every table against it.
+    /// Exits 0 with the record count and head hash, or 1 naming the first
+    /// broken record.
+    Verify {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Also require these previously exported heads (`SEQ:HASH`) to still be in the chain.
+        #[arg(long = "checkpoint", value_name = "SEQ:HASH")]
+        checkpoints: Vec<String>,
+    },
+    /// Write every audit record as JSON lines to stdout (after verifying the chain).
+    Export {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +165,31 @@ fn main() -> ExitCode {
 
 fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read the {what} file {}", path.display()))
+}
+
+/// The datastore file of the issuer configured at `config`.
+fn store_path(config: &Path) -> Result<PathBuf> {
+    let config = rootmark_issuer::config::IssuerConfig::load(config)
+        .context("set --config or ROOTMARK_ISSUER_CONFIG to the issuer's configuration file")?;
+    let db = rootmark_issuer::store::SqliteStore::path_in(&config.data_dir);
+    if !db.exists() {
+        bail!(
+            "no datastore at {} (data_dir in the config); has the issuer run yet?",
+            db.display()
+        );
+    }
+    Ok(db)
+}
+
+/// `SEQ:HASH` as printed by `audit verify`.
+fn parse_checkpoint(text: &str) -> Result<rootmark_issuer::store::AuditHead> {
+    let (seq, hash) = text
+        .split_once(':')
+        .context("a checkpoint is SEQ:HASH, as `audit verify` prints the head")?;
+    Ok(rootmark_issuer::store::AuditHead {
+        seq: seq.parse().context("checkpoint SEQ must be a number")?,
+        hash: hash.to_owned(),
+    })
 }
 
 fn parse_log(path: &Path) -> Result<EventLog> {
@@ -212,6 +281,53 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 hex::encode(&name),
                 out.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCommand::Verify {
+            config,
+            checkpoints,
+        }) => {
+            let db = store_path(&config.config)?;
+            let checkpoints = checkpoints
+                .iter()
+                .map(|c| parse_checkpoint(c))
+                .collect::<Result<Vec<_>>>()?;
+            let result = if checkpoints.is_empty() {
+                rootmark_issuer::store::verify_store(&db).map(|report| report.audit)
+            } else {
+                rootmark_issuer::store::verify_audit_chain_with(&db, &checkpoints)
+            };
+            match result {
+                Ok(summary) => {
+                    match config.output {
+                        OutputFormat::Json => println!(
+                            "{}",
+                            serde_json::json!({"ok": true, "records": summary.records, "head": summary.head})
+                        ),
+                        OutputFormat::Text => println!(
+                            "audit log intact: {} records, head {}:{}",
+                            summary.records, summary.head.seq, summary.head.hash
+                        ),
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => {
+                    match config.output {
+                        OutputFormat::Json => println!(
+                            "{}",
+                            serde_json::json!({"ok": false, "error": error.to_string()})
+                        ),
+                        OutputFormat::Text => eprintln!("audit log BROKEN: {error}"),
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Audit(AuditCommand::Export { config }) => {
+            let db = store_path(&config.config)?;
+            let mut stdout = std::io::stdout().lock();
+            rootmark_issuer::store::export_audit(&db, &mut stdout)
+                .with_context(|| format!("cannot export the audit log of {}", db.display()))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Policy(PolicyCommand::FromEventlog { file, name }) => {
