@@ -17,6 +17,10 @@ pub const TARGETS: &[&str] = &[
     "credential_file",
     "ek_certificate",
     "node_policy",
+    "spiffe_id",
+    "workload_key",
+    "csr",
+    "issuer_config",
 ];
 
 /// Runs the target called `name` on `data`; `false` if there is no such target.
@@ -32,6 +36,10 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "credential_file" => credential_file(data),
         "ek_certificate" => ek_certificate(data),
         "node_policy" => node_policy(data),
+        "spiffe_id" => spiffe_id(data),
+        "workload_key" => workload_key(data),
+        "csr" => csr(data),
+        "issuer_config" => issuer_config(data),
         _ => return false,
     }
     true
@@ -115,5 +123,33 @@ pub fn node_policy(data: &[u8]) {
         && let Ok(config) = toml::from_str::<crate::policy::NodePolicyConfig>(text)
     {
         let _ = crate::policy::NodePolicy::compile(&config);
+    }
+}
+
+/// SPIFFE IDs and trust domains.
+pub fn spiffe_id(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(id) = rootmark_sdk::id::SpiffeId::parse(text) {
+            let _ = id.trust_domain().id();
+            let _ = id.segments().count();
+        }
+        let _ = rootmark_sdk::id::TrustDomain::parse(text);
+    }
+}
+
+/// Workload public keys (SubjectPublicKeyInfo DER) the attestor sends for signing.
+pub fn workload_key(data: &[u8]) {
+    let _ = crate::ca::WorkloadKey::from_spki_der(data);
+}
+
+/// PKCS#10 certificate requests.
+pub fn csr(data: &[u8]) {
+    let _ = crate::ca::verify_csr(data);
+}
+
+/// `issuer.toml`.
+pub fn issuer_config(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::config::IssuerConfig::parse(text, std::path::Path::new("fuzz.toml"));
     }
 }
