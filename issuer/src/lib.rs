@@ -19,6 +19,7 @@ pub mod fuzzing;
 pub mod pcr;
 pub mod policy;
 pub mod quote;
+pub mod service;
 pub mod store;
 pub mod tpm;
 pub mod tpm2_tools;
