@@ -6,6 +6,7 @@
 //! and workloads that pass.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod ak;
 pub mod ca;
 pub mod certify;

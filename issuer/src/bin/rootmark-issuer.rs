@@ -1,13 +1,15 @@
 //! `rootmark-issuer`: the issuer's command line.
 //!
-//! Today it holds the offline tools an admin uses to inspect evidence; `run`
-//! and the admin commands arrive with the issuer service.
+//! `run` starts the issuer; `entry`, `node`, `attestation` and `bundle`
+//! talk to a running issuer over its admin Unix socket; `audit` reads the
+//! datastore directly; the rest are offline tools to inspect evidence.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
+use rootmark_issuer::admin::{AdminClient, EntrySpec, Request, render};
 use rootmark_issuer::eventlog::{EventLog, EventLogLimits, replay_json_pretty};
 use rootmark_issuer::policy::policy_from_event_log;
 use rootmark_issuer::quote::verify_quote;
@@ -24,6 +26,29 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the issuer: node attestation API and admin socket, until SIGTERM/SIGINT.
+    /// Logs go to stderr; set RUST_LOG (e.g. `info`, `rootmark_issuer=debug`).
+    Run {
+        /// The issuer configuration file.
+        #[arg(
+            long,
+            env = "ROOTMARK_ISSUER_CONFIG",
+            default_value = "/etc/rootmark/issuer.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Manage registration entries (over the admin socket).
+    #[command(subcommand)]
+    Entry(EntryCommand),
+    /// Inspect, ban, unban and evict nodes (over the admin socket).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Inspect attestation attempts (over the admin socket).
+    #[command(subcommand)]
+    Attestation(AttestationCommand),
+    /// Show the trust bundle (over the admin socket).
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Inspect TCG event logs.
     #[command(subcommand)]
     Eventlog(EventlogCommand),
@@ -61,6 +86,134 @@ struct ConfigArg {
 enum OutputFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum EntryCommand {
+    /// Create a registration entry.
+    Create {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The SPIFFE ID matching workloads get, e.g. spiffe://example.org/web.
+        #[arg(long)]
+        spiffe_id: String,
+        /// A workload selector TYPE:VALUE (e.g. unix:uid:1000); repeat for more (all must match).
+        #[arg(long = "selector", value_name = "TYPE:VALUE", required = true)]
+        selectors: Vec<String>,
+        /// A node selector TYPE:VALUE (e.g. tpm:policy:prod); repeat for more.
+        #[arg(long = "node-selector", value_name = "TYPE:VALUE")]
+        node_selectors: Vec<String>,
+        /// The one node (SPIFFE ID) the entry is for.
+        #[arg(long)]
+        node_id: Option<String>,
+        /// X509-SVID lifetime, e.g. 1h (default: the issuer's svid.x509_ttl).
+        #[arg(long, value_name = "DURATION")]
+        x509_ttl: Option<String>,
+        /// JWT-SVID lifetime, e.g. 5m (default: the issuer's svid.jwt_ttl).
+        #[arg(long, value_name = "DURATION")]
+        jwt_ttl: Option<String>,
+        /// A DNS name for the X509-SVID; repeat for more.
+        #[arg(long = "dns", value_name = "NAME")]
+        dns_names: Vec<String>,
+        /// The SVID hint.
+        #[arg(long)]
+        hint: Option<String>,
+        /// The identity may use the admin API.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List every entry.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show one entry.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The entry ID.
+        id: String,
+    },
+    /// Delete an entry.
+    Delete {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The entry ID.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// List the nodes that have attested.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Show a node (ID: node SPIFFE ID or EK hash).
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Node SPIFFE ID or EK hash.
+        id: String,
+    },
+    /// Ban a TPM: its next attestation and renewal are refused. An EK hash
+    /// may be banned before it ever attests.
+    Ban {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Node SPIFFE ID or EK hash.
+        id: String,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lift a ban.
+    Unban {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Node SPIFFE ID or EK hash.
+        id: String,
+    },
+    /// Evict a node: it must attest in full (credential activation) again.
+    Evict {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Node SPIFFE ID or EK hash.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AttestationCommand {
+    /// List recent attestation attempts, newest first.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this node's (SPIFFE ID or EK hash).
+        #[arg(long)]
+        node: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show one attempt: PCR values, the verdict, and the PCR drift from the
+    /// node's previous accepted attestation.
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The attestation ID.
+        id: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Print the X.509 roots (PEM) and the SPIFFE bundle (JWKS).
+    Show {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -200,6 +353,13 @@ fn parse_log(path: &Path) -> Result<EventLog> {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Run { config } => issuer::run(&config),
+        Command::Entry(command) => admin_entry(command),
+        Command::Node(command) => admin_node(command),
+        Command::Attestation(command) => admin_attestation(command),
+        Command::Bundle(BundleCommand::Show { config }) => {
+            admin_call(&config, &Request::BundleShow, render::bundle)
+        }
         Command::Eventlog(EventlogCommand::Replay { file, json }) => {
             let log = parse_log(&file)?;
             let replay = log.replay();
@@ -346,5 +506,236 @@ fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The admin socket of the issuer configured at `config`.
+fn admin_socket(config: &Path) -> Result<PathBuf> {
+    let config = rootmark_issuer::config::IssuerConfig::load(config)
+        .context("set --config or ROOTMARK_ISSUER_CONFIG to the issuer's configuration file")?;
+    Ok(config.admin_socket)
+}
+
+/// Sends one request and prints its result as text (`render`) or JSON.
+fn admin_call(
+    config: &ConfigArg,
+    request: &Request,
+    render: fn(&serde_json::Value) -> String,
+) -> Result<ExitCode> {
+    let socket = admin_socket(&config.config)?;
+    let result = AdminClient::connect(&socket).and_then(|mut client| client.call(request));
+    match (result, config.output) {
+        (Ok(value), OutputFormat::Json) => {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        (Ok(value), OutputFormat::Text) => {
+            print!("{}", render(&value));
+            Ok(ExitCode::SUCCESS)
+        }
+        (Err(error), OutputFormat::Json) => {
+            println!(
+                "{}",
+                serde_json::json!({"ok": false, "error": error.to_string()})
+            );
+            eprintln!("error: {error}");
+            Ok(ExitCode::FAILURE)
+        }
+        (Err(error), OutputFormat::Text) => {
+            eprintln!("error: {error}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `--x509-ttl` / `--jwt-ttl` in seconds.
+fn ttl_seconds(flag: &str, text: Option<String>) -> Result<Option<u32>> {
+    let Some(text) = text else { return Ok(None) };
+    let duration = rootmark_issuer::config::parse_duration(&text)
+        .map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    let seconds = u32::try_from(duration.as_secs())
+        .ok()
+        .filter(|&s| s > 0)
+        .with_context(|| format!("{flag} {text:?} must be between 1s and 136 years"))?;
+    Ok(Some(seconds))
+}
+
+fn admin_entry(command: EntryCommand) -> Result<ExitCode> {
+    match command {
+        EntryCommand::Create {
+            config,
+            spiffe_id,
+            selectors,
+            node_selectors,
+            node_id,
+            x509_ttl,
+            jwt_ttl,
+            dns_names,
+            hint,
+            admin,
+        } => {
+            for selector in selectors.iter().chain(&node_selectors) {
+                match selector.split_once(':') {
+                    Some((kind, value)) if !kind.is_empty() && !value.is_empty() => {}
+                    _ => bail!("selector '{selector}' must be TYPE:VALUE (e.g. unix:uid:1000)"),
+                }
+            }
+            let entry = EntrySpec {
+                spiffe_id,
+                selectors,
+                node_selectors,
+                node_id,
+                x509_ttl_s: ttl_seconds("--x509-ttl", x509_ttl)?,
+                jwt_ttl_s: ttl_seconds("--jwt-ttl", jwt_ttl)?,
+                dns_names,
+                hint,
+                admin,
+            };
+            admin_call(&config, &Request::EntryCreate { entry }, render::entry)
+        }
+        EntryCommand::List { config } => admin_call(&config, &Request::EntryList, render::entries),
+        EntryCommand::Show { config, id } => {
+            admin_call(&config, &Request::EntryShow { id }, render::entry)
+        }
+        EntryCommand::Delete { config, id } => {
+            admin_call(&config, &Request::EntryDelete { id }, |e| {
+                format!(
+                    "deleted entry {} ({})\n",
+                    e["id"].as_str().unwrap_or("?"),
+                    e["spiffe_id"].as_str().unwrap_or("?")
+                )
+            })
+        }
+    }
+}
+
+fn admin_node(command: NodeCommand) -> Result<ExitCode> {
+    match command {
+        NodeCommand::List { config } => admin_call(&config, &Request::NodeList, render::nodes),
+        NodeCommand::Show { config, id } => {
+            admin_call(&config, &Request::NodeShow { id }, render::node)
+        }
+        NodeCommand::Ban { config, id, reason } => {
+            admin_call(&config, &Request::NodeBan { id, reason }, |b| {
+                render::ban(b, false)
+            })
+        }
+        NodeCommand::Unban { config, id } => admin_call(&config, &Request::NodeUnban { id }, |b| {
+            render::ban(b, true)
+        }),
+        NodeCommand::Evict { config, id } => admin_call(&config, &Request::NodeEvict { id }, |n| {
+            format!(
+                "evicted {}: it must attest in full before it gets a node SVID again\n",
+                n["spiffe_id"].as_str().unwrap_or("?")
+            )
+        }),
+    }
+}
+
+fn admin_attestation(command: AttestationCommand) -> Result<ExitCode> {
+    match command {
+        AttestationCommand::List {
+            config,
+            node,
+            limit,
+        } => admin_call(
+            &config,
+            &Request::AttestationList {
+                node,
+                limit: Some(limit),
+            },
+            render::attestations,
+        ),
+        AttestationCommand::Show { config, id } => admin_call(
+            &config,
+            &Request::AttestationShow { id },
+            render::attestation,
+        ),
+    }
+}
+
+/// `rootmark-issuer run`.
+mod issuer {
+    use std::path::Path;
+    use std::process::ExitCode;
+    use std::sync::Arc;
+
+    use anyhow::{Context as _, Result, bail};
+    use rootmark_issuer::admin::{AdminService, AdminSocket};
+    use rootmark_issuer::ca::{JwtAuthority, JwtConfig, SystemClock};
+    use rootmark_issuer::config::IssuerConfig;
+    use rootmark_issuer::service::{NodeAttestationService, run_node_api};
+    use rootmark_issuer::store::{Datastore, SqliteStore};
+    use tokio::signal::unix::{SignalKind, signal};
+
+    fn init_tracing() {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        // A second init (never in practice) is harmless: keep the first.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+
+    /// Loads the config, starts both servers, stops on SIGTERM/SIGINT.
+    pub fn run(config_path: &Path) -> Result<ExitCode> {
+        init_tracing();
+        let config = IssuerConfig::load(config_path)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        runtime.block_on(serve(config))
+    }
+
+    async fn serve(config: IssuerConfig) -> Result<ExitCode> {
+        let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let setup = config.clone();
+        let (service, store, jwt) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let service = NodeAttestationService::from_config(&setup)
+                .context("cannot set up the node attestation API")?;
+            let store: Arc<dyn Datastore> = Arc::new(
+                SqliteStore::open_in_dir(&setup.data_dir).context("cannot open the datastore")?,
+            );
+            let trust_domain = service.ca().trust_domain().clone();
+            let jwt = JwtAuthority::open(
+                JwtConfig::new(trust_domain).with_key_ttl(setup.ca.jwt_key_ttl.0),
+                &setup.data_dir.join("jwt"),
+                Arc::new(SystemClock),
+            )
+            .context("cannot open the JWT signing keys (data_dir/jwt)")?;
+            Ok((service, store, Arc::new(jwt)))
+        })
+        .await
+        .context("issuer setup task failed")??;
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| {
+                format!("cannot listen on {} (listen in the config)", config.listen)
+            })?;
+        let address = listener.local_addr().context("node API listener address")?;
+        let admin = AdminService::new(store, Arc::clone(service.ca()), jwt, config.admin_uid);
+        let socket = AdminSocket::bind(&config.admin_socket, config.admin_uid)?;
+        tracing::info!(
+            listen = %address,
+            admin_socket = %config.admin_socket.display(),
+            trust_domain = %config.trust_domain,
+            "rootmark-issuer running"
+        );
+        tokio::select! {
+            result = run_node_api(service, listener) => {
+                result.context("the node attestation API stopped")?;
+                bail!("the node attestation API stopped unexpectedly");
+            }
+            () = socket.serve(Arc::new(admin)) => {
+                bail!("the admin socket stopped unexpectedly");
+            }
+            _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        tracing::info!("rootmark-issuer stopped");
+        Ok(ExitCode::SUCCESS)
     }
 }
