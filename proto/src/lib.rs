@@ -10,7 +10,10 @@
 //!   client can use it.
 //! - [`node::v1`]: node attestation (`proto/rootmark/node/v1/node.proto`),
 //!   spoken by the attestor to the issuer to prove, with the TPM, which TPM it
-//!   is and how its host booted.
+//!   is and how its host booted; and issuance
+//!   (`proto/rootmark/node/v1/issuance.proto`), over mutual TLS with the node
+//!   SVID, through which the attestor receives its entries and bundle and
+//!   obtains workload SVIDs.
 //!
 //! The generated code is committed under `src/gen/`, so building this crate
 //! needs neither `protoc` nor a build script. The test
@@ -54,14 +57,18 @@ pub mod workload {
 
 /// Rootmark's own node protocols, one module per package version.
 pub mod node {
-    /// Node attestation, version 1 (package `rootmark.node.v1`), generated from
-    /// `proto/rootmark/node/v1/node.proto`.
+    /// Node attestation and issuance, version 1 (package `rootmark.node.v1`),
+    /// generated from `proto/rootmark/node/v1/node.proto` and
+    /// `proto/rootmark/node/v1/issuance.proto` (prost writes one file per
+    /// package).
     ///
-    /// The stream is
+    /// The attestation stream is
     /// [`NodeAttestationClient::attest`](v1::node_attestation_client::NodeAttestationClient::attest)
     /// on the attestor side and the trait
     /// [`NodeAttestation`](v1::node_attestation_server::NodeAttestation) on the
-    /// issuer side.
+    /// issuer side. Issuance is
+    /// [`IssuanceClient`](v1::issuance_client::IssuanceClient) and the trait
+    /// [`Issuance`](v1::issuance_server::Issuance).
     #[allow(
         missing_docs,
         clippy::all,

@@ -27,7 +27,11 @@ use std::path::{Path, PathBuf};
 const REGEN_VAR: &str = "ROOTMARK_REGEN_PROTO";
 
 /// The `.proto` files to compile, relative to `proto/`.
-const PROTO_FILES: &[&str] = &["workload.proto", "rootmark/node/v1/node.proto"];
+const PROTO_FILES: &[&str] = &[
+    "workload.proto",
+    "rootmark/node/v1/node.proto",
+    "rootmark/node/v1/issuance.proto",
+];
 
 /// Every file the generator writes, and the committed file under `src/gen/`
 /// it becomes. prost-build names a file after its protobuf package; the

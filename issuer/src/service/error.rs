@@ -78,6 +78,40 @@ pub enum ServiceError {
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// Issuance API: the caller did not present a usable node SVID (no
+    /// client certificate, or not exactly one node SPIFFE ID in it).
+    #[error("node SVID: {0}")]
+    Unauthenticated(String),
+    /// Issuance API: the node is not (or no longer) attested: unknown to the
+    /// datastore, or evicted.
+    #[error("node {node_id} {reason}")]
+    NodeNotAttested {
+        /// The caller's node SPIFFE ID.
+        node_id: String,
+        /// Why it cannot be served (`is not attested`, `was evicted`…).
+        reason: &'static str,
+    },
+    /// Issuance API: the entry does not exist or does not match the calling
+    /// node (both answered alike, so entry ids cannot be probed).
+    #[error("entry {entry_id} does not match node {node_id}")]
+    EntryNotMatching {
+        /// The entry id asked for.
+        entry_id: String,
+        /// The caller's node SPIFFE ID.
+        node_id: String,
+    },
+    /// Issuance API: a request field is missing or malformed.
+    #[error("{field}: {reason}")]
+    InvalidRequest {
+        /// The request field (`entry_id`, `key`, `audience`…).
+        field: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Issuance API: the CA refused to mint for what the request carried
+    /// (a bad key or CSR, an empty audience…); the error names the field.
+    #[error("{0}")]
+    Mint(crate::ca::CaError),
 }
 
 impl ServiceError {

@@ -17,6 +17,7 @@
 
 mod convert;
 mod error;
+pub mod issuance;
 mod rate_limit;
 mod status;
 pub mod tls;

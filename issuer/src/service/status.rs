@@ -8,6 +8,7 @@
 use tonic::{Code, Status};
 
 use super::error::ServiceError;
+use crate::ca::CaError;
 
 impl From<ServiceError> for Status {
     fn from(error: ServiceError) -> Self {
@@ -17,14 +18,25 @@ impl From<ServiceError> for Status {
             ServiceError::Refused { .. } | ServiceError::Banned { .. } => Code::PermissionDenied,
             ServiceError::RateLimited { .. } | ServiceError::Busy { .. } => Code::ResourceExhausted,
             ServiceError::Unsupported(_) => Code::Unimplemented,
+            ServiceError::Unauthenticated(_) => Code::Unauthenticated,
+            ServiceError::NodeNotAttested { .. } | ServiceError::EntryNotMatching { .. } => {
+                Code::PermissionDenied
+            }
+            ServiceError::InvalidRequest { .. } => Code::InvalidArgument,
+            // What the caller sent (key, CSR, audience) is at fault; anything
+            // else from the CA is the issuer's problem.
+            ServiceError::Mint(
+                CaError::InvalidInput { .. } | CaError::UnsupportedKey { .. } | CaError::Csr { .. },
+            ) => Code::InvalidArgument,
             ServiceError::Store(_)
             | ServiceError::Ca(_)
             | ServiceError::Setup(_)
             | ServiceError::Tls(_)
             | ServiceError::Io(_)
             | ServiceError::Task(_)
-            | ServiceError::Transport(_) => {
-                tracing::error!(error = %error, "node API internal error");
+            | ServiceError::Transport(_)
+            | ServiceError::Mint(_) => {
+                tracing::error!(error = %error, "issuer API internal error");
                 return Status::internal("internal issuer error; see the issuer's log");
             }
         };

@@ -591,3 +591,598 @@ pub mod node_attestation_server {
         const NAME: &'static str = SERVICE_NAME;
     }
 }
+/// Opens the sync stream. Empty for now: the node is the TLS peer.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct SyncRequest {}
+/// The full state of the node, as of `sent_unix_ms`.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct SyncResponse {
+    /// Every registration entry that matches the node (by `node_id` or by all
+    /// of its node selectors), sorted by id.
+    #[prost(message, repeated, tag = "1")]
+    pub entries: ::prost::alloc::vec::Vec<RegistrationEntry>,
+    /// The trust bundle of the issuer's trust domain.
+    #[prost(message, optional, tag = "2")]
+    pub bundle: ::core::option::Option<Bundle>,
+    /// True when the node is banned: the attestor must drop every SVID and
+    /// entry it holds. The stream ends after this message.
+    #[prost(bool, tag = "3")]
+    pub banned: bool,
+    /// When the issuer assembled this state.
+    #[prost(int64, tag = "4")]
+    pub sent_unix_ms: i64,
+}
+/// A registration entry, as a node needs it.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct RegistrationEntry {
+    /// The entry's id (UUID text).
+    #[prost(string, tag = "1")]
+    pub id: ::prost::alloc::string::String,
+    /// The SPIFFE ID workloads matching the entry get.
+    #[prost(string, tag = "2")]
+    pub spiffe_id: ::prost::alloc::string::String,
+    /// Workload selectors (`type:value`) that must all match the workload.
+    #[prost(string, repeated, tag = "3")]
+    pub selectors: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// X509-SVID lifetime in seconds; 0 = the issuer's default.
+    #[prost(uint32, tag = "4")]
+    pub x509_ttl_s: u32,
+    /// JWT-SVID lifetime in seconds; 0 = the issuer's default.
+    #[prost(uint32, tag = "5")]
+    pub jwt_ttl_s: u32,
+    /// DNS SANs of the X509-SVID.
+    #[prost(string, repeated, tag = "6")]
+    pub dns_names: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The Workload API `hint`; empty when none.
+    #[prost(string, tag = "7")]
+    pub hint: ::prost::alloc::string::String,
+    /// Bumped at every change of the entry.
+    #[prost(uint64, tag = "8")]
+    pub revision: u64,
+}
+/// The trust material of one trust domain.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Bundle {
+    /// The trust domain name (`example.org`).
+    #[prost(string, tag = "1")]
+    pub trust_domain: ::prost::alloc::string::String,
+    /// X.509 root CA certificates, one DER certificate per value.
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub x509_authorities: ::prost::alloc::vec::Vec<::prost::alloc::vec::Vec<u8>>,
+    /// The JWT signing keys as a JWKS (JSON text, `use: jwt-svid`, with `kid`).
+    #[prost(string, tag = "3")]
+    pub jwt_jwks: ::prost::alloc::string::String,
+}
+/// Asks for an X509-SVID.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MintX509SvidRequest {
+    /// The registration entry whose SPIFFE ID the SVID carries.
+    #[prost(string, tag = "1")]
+    pub entry_id: ::prost::alloc::string::String,
+    /// The workload key: either a PKCS#10 CSR (DER, signature checked) or a bare
+    /// SubjectPublicKeyInfo (DER). EC P-256.
+    #[prost(oneof = "mint_x509_svid_request::Key", tags = "2, 3")]
+    pub key: ::core::option::Option<mint_x509_svid_request::Key>,
+}
+/// Nested message and enum types in `MintX509SvidRequest`.
+pub mod mint_x509_svid_request {
+    /// The workload key: either a PKCS#10 CSR (DER, signature checked) or a bare
+    /// SubjectPublicKeyInfo (DER). EC P-256.
+    #[derive(Clone, PartialEq, Eq, Hash, ::prost::Oneof)]
+    pub enum Key {
+        /// A PKCS#10 certificate signing request, DER.
+        #[prost(bytes, tag = "2")]
+        Csr(::prost::alloc::vec::Vec<u8>),
+        /// A SubjectPublicKeyInfo, DER.
+        #[prost(bytes, tag = "3")]
+        Spki(::prost::alloc::vec::Vec<u8>),
+    }
+}
+/// An X509-SVID.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct X509SvidResponse {
+    /// The SPIFFE ID of the SVID.
+    #[prost(string, tag = "1")]
+    pub spiffe_id: ::prost::alloc::string::String,
+    /// The leaf first, then any intermediates; DER, one certificate per value.
+    #[prost(bytes = "vec", repeated, tag = "2")]
+    pub chain: ::prost::alloc::vec::Vec<::prost::alloc::vec::Vec<u8>>,
+    /// The leaf's notAfter.
+    #[prost(int64, tag = "3")]
+    pub expires_unix_ms: i64,
+}
+/// Asks for a JWT-SVID.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct MintJwtSvidRequest {
+    /// The registration entry whose SPIFFE ID the token carries.
+    #[prost(string, tag = "1")]
+    pub entry_id: ::prost::alloc::string::String,
+    /// The `aud` claim: at least one non-empty audience.
+    #[prost(string, repeated, tag = "2")]
+    pub audience: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// A JWT-SVID.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct JwtSvidResponse {
+    /// The SPIFFE ID of the SVID (the `sub` claim).
+    #[prost(string, tag = "1")]
+    pub spiffe_id: ::prost::alloc::string::String,
+    /// The compact JWS.
+    #[prost(string, tag = "2")]
+    pub token: ::prost::alloc::string::String,
+    /// The `exp` claim.
+    #[prost(int64, tag = "3")]
+    pub expires_unix_ms: i64,
+}
+/// Generated client implementations.
+pub mod issuance_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    use tonic::codegen::http::Uri;
+    /// Issuance of entries, bundles and SVIDs to attested nodes.
+    #[derive(Debug, Clone)]
+    pub struct IssuanceClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl IssuanceClient<tonic::transport::Channel> {
+        /// Attempt to create a new client by connecting to a given endpoint.
+        pub async fn connect<D>(dst: D) -> Result<Self, tonic::transport::Error>
+        where
+            D: TryInto<tonic::transport::Endpoint>,
+            D::Error: Into<StdError>,
+        {
+            let conn = tonic::transport::Endpoint::new(dst)?.connect().await?;
+            Ok(Self::new(conn))
+        }
+    }
+    impl<T> IssuanceClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> IssuanceClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<
+                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                >,
+            >,
+            <T as tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            IssuanceClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// The node's view of the issuer: the registration entries that match the
+        /// node, the trust bundle, and whether the node is banned. The full state
+        /// is sent at once and again whenever any of it changes. A banned node gets
+        /// one last message with `banned` set, then the stream ends with status OK.
+        pub async fn sync(
+            &mut self,
+            request: impl tonic::IntoRequest<super::SyncRequest>,
+        ) -> std::result::Result<
+            tonic::Response<tonic::codec::Streaming<super::SyncResponse>>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/rootmark.node.v1.Issuance/Sync",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("rootmark.node.v1.Issuance", "Sync"));
+            self.inner.server_streaming(req, path, codec).await
+        }
+        /// Mints an X509-SVID for an entry that matches the calling node, over a
+        /// public key the attestor generated. PERMISSION_DENIED for an entry that
+        /// does not match the node or a banned node.
+        pub async fn mint_x509_svid(
+            &mut self,
+            request: impl tonic::IntoRequest<super::MintX509SvidRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::X509SvidResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/rootmark.node.v1.Issuance/MintX509Svid",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("rootmark.node.v1.Issuance", "MintX509Svid"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// Mints a JWT-SVID for an entry that matches the calling node, for the
+        /// given audiences (at least one). PERMISSION_DENIED as for MintX509Svid.
+        pub async fn mint_jwt_svid(
+            &mut self,
+            request: impl tonic::IntoRequest<super::MintJwtSvidRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::JwtSvidResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/rootmark.node.v1.Issuance/MintJwtSvid",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("rootmark.node.v1.Issuance", "MintJwtSvid"));
+            self.inner.unary(req, path, codec).await
+        }
+    }
+}
+/// Generated server implementations.
+pub mod issuance_server {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    /// Generated trait containing gRPC methods that should be implemented for use with IssuanceServer.
+    #[async_trait]
+    pub trait Issuance: std::marker::Send + std::marker::Sync + 'static {
+        /// Server streaming response type for the Sync method.
+        type SyncStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::SyncResponse, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// The node's view of the issuer: the registration entries that match the
+        /// node, the trust bundle, and whether the node is banned. The full state
+        /// is sent at once and again whenever any of it changes. A banned node gets
+        /// one last message with `banned` set, then the stream ends with status OK.
+        async fn sync(
+            &self,
+            request: tonic::Request<super::SyncRequest>,
+        ) -> std::result::Result<tonic::Response<Self::SyncStream>, tonic::Status>;
+        /// Mints an X509-SVID for an entry that matches the calling node, over a
+        /// public key the attestor generated. PERMISSION_DENIED for an entry that
+        /// does not match the node or a banned node.
+        async fn mint_x509_svid(
+            &self,
+            request: tonic::Request<super::MintX509SvidRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::X509SvidResponse>,
+            tonic::Status,
+        >;
+        /// Mints a JWT-SVID for an entry that matches the calling node, for the
+        /// given audiences (at least one). PERMISSION_DENIED as for MintX509Svid.
+        async fn mint_jwt_svid(
+            &self,
+            request: tonic::Request<super::MintJwtSvidRequest>,
+        ) -> std::result::Result<tonic::Response<super::JwtSvidResponse>, tonic::Status>;
+    }
+    /// Issuance of entries, bundles and SVIDs to attested nodes.
+    #[derive(Debug)]
+    pub struct IssuanceServer<T> {
+        inner: Arc<T>,
+        accept_compression_encodings: EnabledCompressionEncodings,
+        send_compression_encodings: EnabledCompressionEncodings,
+        max_decoding_message_size: Option<usize>,
+        max_encoding_message_size: Option<usize>,
+    }
+    impl<T> IssuanceServer<T> {
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(Arc::new(inner))
+        }
+        pub fn from_arc(inner: Arc<T>) -> Self {
+            Self {
+                inner,
+                accept_compression_encodings: Default::default(),
+                send_compression_encodings: Default::default(),
+                max_decoding_message_size: None,
+                max_encoding_message_size: None,
+            }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> InterceptedService<Self, F>
+        where
+            F: tonic::service::Interceptor,
+        {
+            InterceptedService::new(Self::new(inner), interceptor)
+        }
+        /// Enable decompressing requests with the given encoding.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.accept_compression_encodings.enable(encoding);
+            self
+        }
+        /// Compress responses with the given encoding, if the client supports it.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.send_compression_encodings.enable(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.max_decoding_message_size = Some(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.max_encoding_message_size = Some(limit);
+            self
+        }
+    }
+    impl<T, B> tonic::codegen::Service<http::Request<B>> for IssuanceServer<T>
+    where
+        T: Issuance,
+        B: Body + std::marker::Send + 'static,
+        B::Error: Into<StdError> + std::marker::Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut Context<'_>,
+        ) -> Poll<std::result::Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            match req.uri().path() {
+                "/rootmark.node.v1.Issuance/Sync" => {
+                    #[allow(non_camel_case_types)]
+                    struct SyncSvc<T: Issuance>(pub Arc<T>);
+                    impl<
+                        T: Issuance,
+                    > tonic::server::ServerStreamingService<super::SyncRequest>
+                    for SyncSvc<T> {
+                        type Response = super::SyncResponse;
+                        type ResponseStream = T::SyncStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::SyncRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Issuance>::sync(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = SyncSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/rootmark.node.v1.Issuance/MintX509Svid" => {
+                    #[allow(non_camel_case_types)]
+                    struct MintX509SvidSvc<T: Issuance>(pub Arc<T>);
+                    impl<
+                        T: Issuance,
+                    > tonic::server::UnaryService<super::MintX509SvidRequest>
+                    for MintX509SvidSvc<T> {
+                        type Response = super::X509SvidResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::MintX509SvidRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Issuance>::mint_x509_svid(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = MintX509SvidSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/rootmark.node.v1.Issuance/MintJwtSvid" => {
+                    #[allow(non_camel_case_types)]
+                    struct MintJwtSvidSvc<T: Issuance>(pub Arc<T>);
+                    impl<
+                        T: Issuance,
+                    > tonic::server::UnaryService<super::MintJwtSvidRequest>
+                    for MintJwtSvidSvc<T> {
+                        type Response = super::JwtSvidResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::MintJwtSvidRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as Issuance>::mint_jwt_svid(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = MintJwtSvidSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                _ => {
+                    Box::pin(async move {
+                        let mut response = http::Response::new(
+                            tonic::body::Body::default(),
+                        );
+                        let headers = response.headers_mut();
+                        headers
+                            .insert(
+                                tonic::Status::GRPC_STATUS,
+                                (tonic::Code::Unimplemented as i32).into(),
+                            );
+                        headers
+                            .insert(
+                                http::header::CONTENT_TYPE,
+                                tonic::metadata::GRPC_CONTENT_TYPE,
+                            );
+                        Ok(response)
+                    })
+                }
+            }
+        }
+    }
+    impl<T> Clone for IssuanceServer<T> {
+        fn clone(&self) -> Self {
+            let inner = self.inner.clone();
+            Self {
+                inner,
+                accept_compression_encodings: self.accept_compression_encodings,
+                send_compression_encodings: self.send_compression_encodings,
+                max_decoding_message_size: self.max_decoding_message_size,
+                max_encoding_message_size: self.max_encoding_message_size,
+            }
+        }
+    }
+    /// Generated gRPC service name
+    pub const SERVICE_NAME: &str = "rootmark.node.v1.Issuance";
+    impl<T> tonic::server::NamedService for IssuanceServer<T> {
+        const NAME: &'static str = SERVICE_NAME;
+    }
+}
