@@ -4,7 +4,8 @@
 //! ```toml
 //! trust_domain = "example.org"
 //! data_dir = "/var/lib/rootmark-issuer"
-//! listen = "0.0.0.0:8443"               # node attestation and issuance (gRPC over TLS)
+//! listen = "0.0.0.0:8443"               # node attestation (gRPC over TLS)
+//! issuance_listen = "0.0.0.0:8444"      # issuance to attested nodes (gRPC over mTLS with the node SVID)
 //! admin_socket = "/run/rootmark/issuer-admin.sock"
 //! admin_uid = 0                          # besides root, who may use the admin socket
 //!
@@ -125,8 +126,10 @@ pub struct IssuerConfig {
     pub trust_domain: String,
     /// Where the datastore and keys live.
     pub data_dir: PathBuf,
-    /// Address of the node API (attestation and issuance, gRPC over TLS).
+    /// Address of the node attestation API (gRPC over TLS).
     pub listen: String,
+    /// Address of the issuance API (gRPC over mTLS with the node SVID).
+    pub issuance_listen: String,
     /// The admin Unix socket.
     pub admin_socket: PathBuf,
     /// A uid besides root allowed on the admin socket.
@@ -189,6 +192,7 @@ impl Default for IssuerConfig {
             trust_domain: "example.org".to_owned(),
             data_dir: PathBuf::from("/var/lib/rootmark-issuer"),
             listen: "0.0.0.0:8443".to_owned(),
+            issuance_listen: "0.0.0.0:8444".to_owned(),
             admin_socket: PathBuf::from("/run/rootmark/issuer-admin.sock"),
             admin_uid: None,
             ca: CaConfig::default(),

@@ -41,7 +41,7 @@ fn write_config(dir: &Path, extra: &str) -> (PathBuf, PathBuf) {
     std::fs::write(
         &config,
         format!(
-            "trust_domain = \"example.org\"\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\n\
+            "trust_domain = \"example.org\"\nlisten = \"127.0.0.1:0\"\nissuance_listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n\
              admin_socket = {:?}\n{extra}\n[attestation]\nek_roots = {:?}\n",
             dir.join("data"),
             socket,

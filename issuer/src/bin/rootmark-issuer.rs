@@ -664,6 +664,7 @@ mod issuer {
     use rootmark_issuer::admin::{AdminService, AdminSocket};
     use rootmark_issuer::ca::{JwtAuthority, JwtConfig, SystemClock};
     use rootmark_issuer::config::IssuerConfig;
+    use rootmark_issuer::service::issuance::{IssuanceParts, IssuanceService, run_issuance_api};
     use rootmark_issuer::service::{NodeAttestationService, run_node_api};
     use rootmark_issuer::store::{Datastore, SqliteStore};
     use tokio::signal::unix::{SignalKind, signal};
@@ -716,10 +717,30 @@ mod issuer {
                 format!("cannot listen on {} (listen in the config)", config.listen)
             })?;
         let address = listener.local_addr().context("node API listener address")?;
+        let issuance_listener = tokio::net::TcpListener::bind(&config.issuance_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (issuance_listen in the config)",
+                    config.issuance_listen
+                )
+            })?;
+        let issuance_address = issuance_listener
+            .local_addr()
+            .context("issuance API listener address")?;
+        let mut parts = IssuanceParts::new(
+            Arc::clone(&store),
+            Arc::clone(service.ca()),
+            Arc::clone(&jwt),
+        );
+        parts.x509_ttl = config.svid.x509_ttl.0;
+        parts.jwt_ttl = config.svid.jwt_ttl.0;
+        let issuance = IssuanceService::new(parts);
         let admin = AdminService::new(store, Arc::clone(service.ca()), jwt, config.admin_uid);
         let socket = AdminSocket::bind(&config.admin_socket, config.admin_uid)?;
         tracing::info!(
             listen = %address,
+            issuance_listen = %issuance_address,
             admin_socket = %config.admin_socket.display(),
             trust_domain = %config.trust_domain,
             "rootmark-issuer running"
@@ -728,6 +749,10 @@ mod issuer {
             result = run_node_api(service, listener) => {
                 result.context("the node attestation API stopped")?;
                 bail!("the node attestation API stopped unexpectedly");
+            }
+            result = run_issuance_api(issuance, issuance_listener) => {
+                result.context("the issuance API stopped")?;
+                bail!("the issuance API stopped unexpectedly");
             }
             () = socket.serve(Arc::new(admin)) => {
                 bail!("the admin socket stopped unexpectedly");
