@@ -413,30 +413,19 @@ impl JwtAuthority {
 
     fn load(&self, dir: &Path) -> Result<Rotation, CaError> {
         let path = dir.join(MANIFEST);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Rotation::new()),
-            Err(e) => return Err(CaError::io(&path, "read", e)),
-        };
         let bad = |expected: &str, found: String| CaError::State {
             path: path.clone(),
             expected: expected.into(),
             found,
         };
-        let manifest: JwtManifest = serde_json::from_slice(&bytes)
-            .map_err(|e| bad("the JWT key state written by this issuer", e.to_string()))?;
-        if manifest.version != 1 {
-            return Err(bad("version 1", manifest.version.to_string()));
-        }
-        if manifest.trust_domain != self.config.trust_domain.as_str() {
-            return Err(bad(
-                &format!(
-                    "keys of trust domain {} (the configured one); move the directory away to start anew",
-                    self.config.trust_domain
-                ),
-                format!("keys of trust domain {:?}", manifest.trust_domain),
-            ));
-        }
+        let Some(manifest) = keys::read_manifest::<JwtManifest>(
+            &path,
+            "JWT key state",
+            self.config.trust_domain.as_str(),
+        )?
+        else {
+            return Ok(Rotation::new());
+        };
         let mut slots = Vec::new();
         for entry in manifest.keys {
             if !is_kid(&entry.kid) {
@@ -512,6 +501,15 @@ struct JwtManifest {
     version: u32,
     trust_domain: String,
     keys: Vec<JwtManifestKey>,
+}
+
+impl keys::ManifestHeader for JwtManifest {
+    fn version(&self) -> u32 {
+        self.version
+    }
+    fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
 }
 
 #[derive(Serialize, Deserialize)]

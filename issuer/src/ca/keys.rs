@@ -67,6 +67,51 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CaE
         .map_err(|e| CaError::io(&dir, "fsync directory", e))
 }
 
+/// The fields every CA state manifest starts with.
+pub(crate) trait ManifestHeader {
+    /// The manifest format version (1).
+    fn version(&self) -> u32;
+    /// The trust domain the keys belong to.
+    fn trust_domain(&self) -> &str;
+}
+
+/// Reads the CA state manifest at `path`: `None` if there is none yet.
+/// Refuses a manifest that does not parse (`what` names the state), of
+/// another format version, or of another trust domain than `trust_domain`.
+pub(crate) fn read_manifest<M>(
+    path: &Path,
+    what: &str,
+    trust_domain: &str,
+) -> Result<Option<M>, CaError>
+where
+    M: serde::de::DeserializeOwned + ManifestHeader,
+{
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(CaError::io(path, "read", e)),
+    };
+    let bad = |expected: String, found: String| CaError::State {
+        path: path.to_path_buf(),
+        expected,
+        found,
+    };
+    let manifest: M = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(format!("the {what} written by this issuer"), e.to_string()))?;
+    if manifest.version() != 1 {
+        return Err(bad("version 1".to_owned(), manifest.version().to_string()));
+    }
+    if manifest.trust_domain() != trust_domain {
+        return Err(bad(
+            format!(
+                "keys of trust domain {trust_domain} (the configured one); move the directory away to start anew"
+            ),
+            format!("keys of trust domain {:?}", manifest.trust_domain()),
+        ));
+    }
+    Ok(Some(manifest))
+}
+
 /// Writes a PKCS#8 DER private key to `path` atomically with mode 0600.
 ///
 /// # Errors

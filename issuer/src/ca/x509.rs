@@ -938,32 +938,19 @@ impl X509Authority {
     /// Reads the saved state, keeping the keys that fit the configuration.
     fn load(&self, dir: &Path) -> Result<(Rotation, Vec<String>), CaError> {
         let path = dir.join(MANIFEST);
-        let bytes = match fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((Rotation::new(), Vec::new()));
-            }
-            Err(e) => return Err(CaError::io(&path, "read", e)),
-        };
         let bad = |expected: &str, found: String| CaError::State {
             path: path.clone(),
             expected: expected.into(),
             found,
         };
-        let manifest: X509Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| bad("the X.509 CA state written by this issuer", e.to_string()))?;
-        if manifest.version != 1 {
-            return Err(bad("version 1", manifest.version.to_string()));
-        }
-        if manifest.trust_domain != self.config.trust_domain.as_str() {
-            return Err(bad(
-                &format!(
-                    "keys of trust domain {} (the configured one); move the directory away to start a new CA",
-                    self.config.trust_domain
-                ),
-                format!("keys of trust domain {:?}", manifest.trust_domain),
-            ));
-        }
+        let Some(manifest) = keys::read_manifest::<X509Manifest>(
+            &path,
+            "X.509 CA state",
+            self.config.trust_domain.as_str(),
+        )?
+        else {
+            return Ok((Rotation::new(), Vec::new()));
+        };
         let mut slots = Vec::new();
         let mut discarded = Vec::new();
         for entry in manifest.keys {
@@ -1078,6 +1065,15 @@ struct X509Manifest {
     version: u32,
     trust_domain: String,
     keys: Vec<X509ManifestKey>,
+}
+
+impl keys::ManifestHeader for X509Manifest {
+    fn version(&self) -> u32 {
+        self.version
+    }
+    fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
 }
 
 #[derive(Serialize, Deserialize)]
