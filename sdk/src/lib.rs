@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod id;
+pub mod tls;
 
 pub use id::{IdError, SpiffeId, TrustDomain};
 pub use rootmark_proto as proto;
