@@ -9,9 +9,11 @@
 #![forbid(unsafe_code)]
 
 pub mod id;
+pub mod jwt;
 pub mod tls;
 
 pub use id::{IdError, SpiffeId, TrustDomain};
+pub use jwt::{JwtBundle, JwtBundleSet, JwtError, JwtSvid, validate_jwt_svid};
 pub use rootmark_proto as proto;
 
 /// The gRPC metadata key every Workload API call must carry, with the
