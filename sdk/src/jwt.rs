@@ -761,57 +761,7 @@ impl JwtBundle {
 }
 
 /// JWT bundles of several trust domains (one's own and federated ones).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JwtBundleSet {
-    bundles: BTreeMap<TrustDomain, JwtBundle>,
-}
-
-impl JwtBundleSet {
-    /// An empty set.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds `bundle`, replacing the one of the same trust domain (returned).
-    pub fn insert(&mut self, bundle: JwtBundle) -> Option<JwtBundle> {
-        self.bundles.insert(bundle.trust_domain.clone(), bundle)
-    }
-
-    /// The bundle of `trust_domain`.
-    pub fn get(&self, trust_domain: &TrustDomain) -> Option<&JwtBundle> {
-        self.bundles.get(trust_domain)
-    }
-
-    /// Removes the bundle of `trust_domain`, returning it.
-    pub fn remove(&mut self, trust_domain: &TrustDomain) -> Option<JwtBundle> {
-        self.bundles.remove(trust_domain)
-    }
-
-    /// The bundles, ordered by trust domain.
-    pub fn iter(&self) -> impl Iterator<Item = &JwtBundle> {
-        self.bundles.values()
-    }
-
-    /// Number of trust domains.
-    pub fn len(&self) -> usize {
-        self.bundles.len()
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.bundles.is_empty()
-    }
-}
-
-impl FromIterator<JwtBundle> for JwtBundleSet {
-    fn from_iter<I: IntoIterator<Item = JwtBundle>>(iter: I) -> Self {
-        let mut set = JwtBundleSet::new();
-        for bundle in iter {
-            set.insert(bundle);
-        }
-        set
-    }
-}
+pub type JwtBundleSet = crate::bundle::BundleSet<JwtBundle>;
 
 /// Finds the JWT bundle of a trust domain; implemented by [`JwtBundle`]
 /// (itself, for its own trust domain only) and [`JwtBundleSet`].

@@ -8,13 +8,19 @@
 //! SDK issue.
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod id;
 pub mod jwt;
+pub mod svid;
+#[cfg(test)]
+mod test_pki;
 pub mod tls;
 
+pub use bundle::{BundleError, BundleSet, X509Bundle, X509BundleSet};
 pub use id::{IdError, SpiffeId, TrustDomain};
 pub use jwt::{JwtBundle, JwtBundleSet, JwtError, JwtSvid, validate_jwt_svid};
 pub use rootmark_proto as proto;
+pub use svid::{SvidError, X509Svid};
 
 /// The gRPC metadata key every Workload API call must carry, with the
 /// value `"true"`; servers refuse calls without it.
