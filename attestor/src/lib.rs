@@ -6,6 +6,12 @@
 //! attestation client and the Workload API server build on them.
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod cache;
 pub mod config;
+pub mod daemon;
 pub mod eventlog;
+pub mod node;
 pub mod tpm;
+pub mod workload;
+pub mod workload_api;

@@ -36,7 +36,9 @@ impl SpiffeServerVerifier {
                 .map_err(|e| TlsError::Bundle(format!("certificate {i}: {e}")))?;
         }
         if roots.is_empty() {
-            return Err(TlsError::Bundle("no CA certificate in the bundle".to_owned()));
+            return Err(TlsError::Bundle(
+                "no CA certificate in the bundle".to_owned(),
+            ));
         }
         Ok(SpiffeServerVerifier {
             roots,
@@ -53,6 +55,22 @@ impl SpiffeServerVerifier {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(self))
             .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
+
+    /// A client config with this verifier that authenticates itself with
+    /// whatever `client_cert` resolves at each handshake, and ALPN `h2`.
+    pub fn client_config_with_client_cert(
+        self,
+        client_cert: Arc<dyn rustls::client::ResolvesClientCert>,
+    ) -> Result<rustls::ClientConfig, TlsError> {
+        let provider = Arc::clone(&self.provider);
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(self))
+            .with_client_cert_resolver(client_cert);
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(config)
     }
