@@ -15,12 +15,14 @@ pub mod svid;
 #[cfg(test)]
 mod test_pki;
 pub mod tls;
+pub mod workload;
 
 pub use bundle::{BundleError, BundleSet, X509Bundle, X509BundleSet};
 pub use id::{IdError, SpiffeId, TrustDomain};
 pub use jwt::{JwtBundle, JwtBundleSet, JwtError, JwtSvid, validate_jwt_svid};
 pub use rootmark_proto as proto;
 pub use svid::{SvidError, X509Svid};
+pub use workload::{ClientError, WorkloadApiClient, X509Context};
 
 /// The gRPC metadata key every Workload API call must carry, with the
 /// value `"true"`; servers refuse calls without it.
