@@ -11,6 +11,7 @@
 pub mod bundle;
 pub mod id;
 pub mod jwt;
+pub mod source;
 pub mod svid;
 #[cfg(test)]
 mod test_pki;
@@ -21,6 +22,7 @@ pub use bundle::{BundleError, BundleSet, X509Bundle, X509BundleSet};
 pub use id::{IdError, SpiffeId, TrustDomain};
 pub use jwt::{JwtBundle, JwtBundleSet, JwtError, JwtSvid, validate_jwt_svid};
 pub use rootmark_proto as proto;
+pub use source::{JwtSource, SourceError, SourceOptions, X509Source};
 pub use svid::{SvidError, X509Svid};
 pub use workload::{ClientError, WorkloadApiClient, X509Context};
 
