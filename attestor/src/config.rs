@@ -199,9 +199,10 @@ impl AttestorConfig {
             ("issuer.node_api", &self.issuer.node_api),
             ("issuer.issuance_api", &self.issuer.issuance_api),
         ] {
-            if addr.rsplit_once(':').is_none_or(|(host, port)| {
-                host.is_empty() || port.parse::<u16>().is_err()
-            }) {
+            if addr
+                .rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+            {
                 return Err(invalid(
                     field,
                     format!("{addr:?} is not host:port (e.g. issuer.example.org:8443)"),
@@ -209,10 +210,16 @@ impl AttestorConfig {
             }
         }
         if self.issuer.retry_max_seconds == 0 {
-            return Err(invalid("issuer.retry_max_seconds", "must be above 0".to_owned()));
+            return Err(invalid(
+                "issuer.retry_max_seconds",
+                "must be above 0".to_owned(),
+            ));
         }
         if self.workload.max_exe_bytes == 0 {
-            return Err(invalid("workload.max_exe_bytes", "must be above 0".to_owned()));
+            return Err(invalid(
+                "workload.max_exe_bytes",
+                "must be above 0".to_owned(),
+            ));
         }
         Ok(())
     }

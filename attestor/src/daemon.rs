@@ -29,7 +29,7 @@ pub enum DaemonError {
     /// The trust bundle could not be read.
     #[error(
         "cannot use the issuer bundle {path}: {reason}; write the issuer's CA there \
-         (`rootmark-issuer bundle show --format pem > {path}`)"
+         (`rootmark-issuer bundle show --pem > {path}`)"
     )]
     Bundle {
         /// The configured file.
@@ -135,7 +135,10 @@ impl Daemon {
 /// Opens the sealed cache and reads what it holds (unexpired SVIDs only).
 /// A cache that cannot be used is logged and replaced: the attestor then
 /// starts empty and waits for the issuer.
-async fn open_cache(tpm: &SharedTpm, config: &AttestorConfig) -> (Option<Arc<SealedCache>>, Snapshot) {
+async fn open_cache(
+    tpm: &SharedTpm,
+    config: &AttestorConfig,
+) -> (Option<Arc<SealedCache>>, Snapshot) {
     let dir = config.data_dir.clone();
     let boot_pcrs = match config.tpm.boot_selection() {
         Ok(s) => s,

@@ -58,9 +58,25 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> SwtpmError {
 
 /// A running swtpm with its own state, configuration and EK CA.
 pub struct Swtpm {
-    dir: TempDir,
+    dir: SwtpmDir,
     child: Option<Child>,
     port: u16,
+}
+
+/// Where a swtpm keeps its state: a temp dir removed on drop, or a
+/// directory the caller owns (`./dev/up`).
+enum SwtpmDir {
+    Temp(TempDir),
+    Kept(PathBuf),
+}
+
+impl SwtpmDir {
+    fn path(&self) -> &Path {
+        match self {
+            SwtpmDir::Temp(dir) => dir.path(),
+            SwtpmDir::Kept(path) => path,
+        }
+    }
 }
 
 /// Next port-pair candidate. Each test process starts in its own region,
@@ -105,12 +121,37 @@ impl Swtpm {
             .map_err(io("creating the swtpm temp dir"))?;
         manufacture(dir.path())?;
         let mut swtpm = Swtpm {
-            dir,
+            dir: SwtpmDir::Temp(dir),
             child: None,
             port: 0,
         };
         swtpm.launch()?;
         Ok(swtpm)
+    }
+
+    /// Like [`start`](Self::start), with state, configuration and EK CA
+    /// under `dir`, which is kept after the swtpm stops.
+    pub fn start_in(dir: &Path) -> Result<Self, SwtpmError> {
+        std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+        manufacture(dir)?;
+        let mut swtpm = Swtpm {
+            dir: SwtpmDir::Kept(dir.to_owned()),
+            child: None,
+            port: 0,
+        };
+        swtpm.launch()?;
+        Ok(swtpm)
+    }
+
+    /// The swtpm's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Leaves the swtpm running after this handle is gone (for `./dev/up`,
+    /// whose `./dev/down` stops it by pid). Returns the pid.
+    pub fn detach(mut self) -> Option<u32> {
+        self.child.take().map(|child| child.id())
     }
 
     /// The TCTI string for tss-esapi and tpm2-tools (`swtpm:host=…,port=…`).

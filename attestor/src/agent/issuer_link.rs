@@ -22,8 +22,8 @@ const MAX_RESPONSE_BYTES: usize = 16 << 20;
 /// `SubjectPublicKeyInfo` prefix of an uncompressed P-256 point
 /// (id-ecPublicKey, prime256v1, BIT STRING of 66 bytes).
 const P256_SPKI_PREFIX: [u8; 26] = [
-    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08,
-    0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
 /// The issuance API, reached with the node SVID.
@@ -218,12 +218,21 @@ mod tests {
     fn backoff_doubles_within_jitter_and_caps() {
         let mut b = Backoff::new(Duration::from_millis(100), Duration::from_millis(1000));
         let d1 = b.next_delay();
-        assert!(d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100), "{d1:?}");
+        assert!(
+            d1 >= Duration::from_millis(50) && d1 <= Duration::from_millis(100),
+            "{d1:?}"
+        );
         let d2 = b.next_delay();
-        assert!(d2 >= Duration::from_millis(100) && d2 <= Duration::from_millis(200), "{d2:?}");
+        assert!(
+            d2 >= Duration::from_millis(100) && d2 <= Duration::from_millis(200),
+            "{d2:?}"
+        );
         for _ in 0..20 {
             let d = b.next_delay();
-            assert!(d >= Duration::from_millis(500) && d <= Duration::from_millis(1000), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(500) && d <= Duration::from_millis(1000),
+                "{d:?}"
+            );
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(100));

@@ -57,7 +57,10 @@ impl JwtCache {
 
     /// A fresh token for `entry_id` and `audience`, if one is cached.
     pub fn get(&self, entry_id: &str, audience: &[String], now: SystemTime) -> Option<CachedJwt> {
-        let tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tokens
             .get(&Self::key(entry_id, audience))
             .filter(|t| t.is_fresh(now))
@@ -72,7 +75,10 @@ impl JwtCache {
         audience: &[String],
         now: SystemTime,
     ) -> Option<CachedJwt> {
-        let tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         tokens
             .get(&Self::key(entry_id, audience))
             .filter(|t| t.expires_unix_ms > to_unix_ms(now))
@@ -82,7 +88,10 @@ impl JwtCache {
     /// Caches `token`, evicting expired tokens (and, when still full, the
     /// one closest to expiry).
     pub fn insert(&self, entry_id: &str, audience: &[String], token: CachedJwt, now: SystemTime) {
-        let mut tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tokens = self
+            .tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if tokens.len() >= self.capacity {
             let now_ms = to_unix_ms(now);
             tokens.retain(|_, t| t.expires_unix_ms > now_ms);
@@ -120,7 +129,6 @@ impl JwtCache {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,7 +150,10 @@ mod tests {
         cache.insert("e", &aud, jwt(1_000, 3_000), from_unix_ms(1_000));
         let swapped = vec!["a".to_owned(), "b".to_owned(), "a".to_owned()];
         assert!(cache.get("e", &swapped, from_unix_ms(1_500)).is_some());
-        assert!(cache.get("e", &swapped, from_unix_ms(2_000)).is_none(), "half-life passed");
+        assert!(
+            cache.get("e", &swapped, from_unix_ms(2_000)).is_none(),
+            "half-life passed"
+        );
         assert!(cache.get("other", &aud, from_unix_ms(1_500)).is_none());
     }
 

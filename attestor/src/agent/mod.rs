@@ -19,8 +19,8 @@ use tokio::task::JoinHandle;
 pub use issuer_link::{Backoff, IssuerLink};
 pub use jwt_cache::{CachedJwt, JwtCache};
 
-use crate::cache::state::{Entry, Readiness, Snapshot, from_unix_ms, to_unix_ms};
 use crate::cache::SealedCache;
+use crate::cache::state::{Entry, Readiness, Snapshot, from_unix_ms, to_unix_ms};
 use crate::node::{NodeAttestor, NodeError, NodeIdentity};
 
 /// How the attestor paces its retries.
@@ -68,7 +68,12 @@ pub struct Agent {
 impl Agent {
     /// An agent that serves `initial` (e.g. what the sealed cache held) until
     /// the issuer says otherwise.
-    pub fn new(link: IssuerLink, jwt_capacity: usize, initial: Snapshot, timing: Timing) -> Arc<Self> {
+    pub fn new(
+        link: IssuerLink,
+        jwt_capacity: usize,
+        initial: Snapshot,
+        timing: Timing,
+    ) -> Arc<Self> {
         Arc::new(Agent {
             state: watch::Sender::new(Arc::new(initial)),
             node: watch::Sender::new(None),
@@ -150,7 +155,9 @@ impl Agent {
                         tracing::error!(error = %e, retry_in = ?delay, node_svid_valid = still_valid, "attestation failed");
                     }
                     if !still_valid && current.take().is_some() {
-                        tracing::warn!("the node SVID expired; the issuance API is out of reach until an attestation succeeds");
+                        tracing::warn!(
+                            "the node SVID expired; the issuance API is out of reach until an attestation succeeds"
+                        );
                         self.link.clear();
                         self.node.send_replace(None);
                     }
@@ -331,7 +338,11 @@ impl Agent {
     /// A JWT-SVID for `entry` and `audience`: cached while less than half
     /// its lifetime has passed, else minted. If the issuer cannot be reached,
     /// a cached token that has not expired is still served.
-    pub async fn jwt_svid(&self, entry: &Entry, audience: &[String]) -> Result<CachedJwt, NodeError> {
+    pub async fn jwt_svid(
+        &self,
+        entry: &Entry,
+        audience: &[String],
+    ) -> Result<CachedJwt, NodeError> {
         let now = SystemTime::now();
         if let Some(token) = self.jwt.get(&entry.id, audience, now) {
             return Ok(token);

@@ -95,7 +95,10 @@ enum Output {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -115,11 +118,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => run(&config).await,
         Command::Fetch {
-            what: FetchCommand::X509 {
-                socket,
-                write,
-                output,
-            },
+            what:
+                FetchCommand::X509 {
+                    socket,
+                    write,
+                    output,
+                },
         } => fetch_x509(&socket, write.as_deref(), output).await,
         Command::Fetch {
             what:
@@ -183,7 +187,11 @@ async fn client(args: &SocketArgs) -> anyhow::Result<SpiffeWorkloadApiClient<Cha
     let channel = Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_| {
             let target = target.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(target).await?)) }
+            async move {
+                Ok::<_, std::io::Error>(TokioIo::new(
+                    tokio::net::UnixStream::connect(target).await?,
+                ))
+            }
         }))
         .await
         .with_context(|| format!("cannot connect to the Workload API at {}", path.display()))?;
@@ -203,7 +211,11 @@ fn status_error(call: &str, status: &tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{call}: {:?}: {}", status.code(), status.message())
 }
 
-async fn fetch_x509(args: &SocketArgs, write: Option<&Path>, output: Output) -> anyhow::Result<ExitCode> {
+async fn fetch_x509(
+    args: &SocketArgs,
+    write: Option<&Path>,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut client = client(args).await?;
     let mut stream = client
@@ -245,14 +257,26 @@ async fn fetch_x509(args: &SocketArgs, write: Option<&Path>, output: Output) -> 
             println!("Received {} svid(s) after {elapsed:.1?}", svids.len());
             for svid in &svids {
                 println!();
-                println!("SPIFFE ID:        {}", svid["spiffe_id"].as_str().unwrap_or(""));
+                println!(
+                    "SPIFFE ID:        {}",
+                    svid["spiffe_id"].as_str().unwrap_or("")
+                );
                 if let Some(hint) = svid["hint"].as_str().filter(|h| !h.is_empty()) {
                     println!("Hint:             {hint}");
                 }
                 if let Some(leaf) = svid["chain"].get(0) {
-                    println!("SVID valid after: {}", leaf["not_before"].as_str().unwrap_or(""));
-                    println!("SVID valid until: {}", leaf["not_after"].as_str().unwrap_or(""));
-                    println!("SVID serial:      {}", leaf["serial"].as_str().unwrap_or(""));
+                    println!(
+                        "SVID valid after: {}",
+                        leaf["not_before"].as_str().unwrap_or("")
+                    );
+                    println!(
+                        "SVID valid until: {}",
+                        leaf["not_after"].as_str().unwrap_or("")
+                    );
+                    println!(
+                        "SVID serial:      {}",
+                        leaf["serial"].as_str().unwrap_or("")
+                    );
                 }
                 for (k, ca) in svid["bundle"].as_array().into_iter().flatten().enumerate() {
                     println!(
@@ -264,7 +288,10 @@ async fn fetch_x509(args: &SocketArgs, write: Option<&Path>, output: Output) -> 
                 }
             }
             if let Some(dir) = write {
-                println!("\nWrote svid.N.pem, svid.N.key and bundle.pem to {}", dir.display());
+                println!(
+                    "\nWrote svid.N.pem, svid.N.key and bundle.pem to {}",
+                    dir.display()
+                );
             }
         }
     }

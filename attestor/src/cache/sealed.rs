@@ -117,12 +117,13 @@ impl SealedCache {
 
     /// Encrypts `snapshot` and replaces the file atomically (0600).
     pub fn store(&self, snapshot: &Snapshot) -> Result<(), CacheError> {
-        let mut plaintext = Zeroizing::new(serde_json::to_vec(snapshot).map_err(|e| {
-            CacheError::Corrupt {
-                path: self.path.clone(),
-                reason: format!("cannot encode: {e}"),
-            }
-        })?);
+        let mut plaintext =
+            Zeroizing::new(
+                serde_json::to_vec(snapshot).map_err(|e| CacheError::Corrupt {
+                    path: self.path.clone(),
+                    reason: format!("cannot encode: {e}"),
+                })?,
+            );
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
@@ -175,7 +176,9 @@ impl SealedCache {
                 Aad::from(AAD),
                 &mut buffer,
             )
-            .map_err(|_| corrupt("authentication failed (written under another key, or altered)"))?;
+            .map_err(|_| {
+                corrupt("authentication failed (written under another key, or altered)")
+            })?;
         let snapshot = serde_json::from_slice(plaintext)
             .map_err(|e| corrupt(&format!("cannot decode: {e}")))?;
         Ok(Some(snapshot))

@@ -264,8 +264,10 @@ mod tests {
     #[test]
     fn an_entry_matches_only_when_every_selector_is_present() {
         let mut snap = Snapshot::default();
-        snap.entries.insert("a".into(), entry("a", &["unix:uid:0", "unix:gid:0"]));
-        snap.entries.insert("b".into(), entry("b", &["unix:uid:1000"]));
+        snap.entries
+            .insert("a".into(), entry("a", &["unix:uid:0", "unix:gid:0"]));
+        snap.entries
+            .insert("b".into(), entry("b", &["unix:uid:1000"]));
         let have = |s: &str| ["unix:uid:0", "unix:gid:0", "unix:user:root"].contains(&s);
         let matched: Vec<&str> = snap
             .matching(have, SystemTime::now())

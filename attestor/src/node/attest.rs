@@ -123,14 +123,17 @@ impl NodeAttestor {
         let config = self.config.clone();
         let prepared = self.tpm.run(move |tpm| prepare(tpm, &config)).await?;
         let addr = &self.config.node_api;
-        let tls = SpiffeServerVerifier::new(bundle, self.config.issuer_id.clone())?.client_config()?;
+        let tls =
+            SpiffeServerVerifier::new(bundle, self.config.issuer_id.clone())?.client_config()?;
         let channel = tls_channel(addr, tls)?;
         let mut client =
             NodeAttestationClient::new(channel).max_decoding_message_size(MAX_RESPONSE_BYTES);
 
         let (tx, rx) = mpsc::channel(2);
         let _ = tx
-            .send(step(pb::attest_request::Step::Hello(prepared.hello.clone())))
+            .send(step(pb::attest_request::Step::Hello(
+                prepared.hello.clone(),
+            )))
             .await;
         let mut responses = client
             .attest(ReceiverStream::new(rx))
@@ -214,8 +217,7 @@ impl NodeAttestor {
             .node_svid_chain
             .first()
             .ok_or_else(|| bad("node_svid_chain is empty".to_owned()))?;
-        let leaf_id =
-            svid_spiffe_id(leaf).map_err(|e| bad(format!("node SVID: {e}")))?;
+        let leaf_id = svid_spiffe_id(leaf).map_err(|e| bad(format!("node SVID: {e}")))?;
         if leaf_id != spiffe_id {
             return Err(bad(format!(
                 "node SVID is for {leaf_id}, the result says {spiffe_id}"
@@ -259,7 +261,11 @@ fn prepare(tpm: &mut Tpm, config: &NodeAttestorConfig) -> Result<Prepared, TpmEr
         source,
     })?;
     let endorsement = tpm.endorsement(config.ek_algorithm)?;
-    let ak = tpm.load_or_create_ak(&config.ak_path(), endorsement.algorithm, config.ak_algorithm)?;
+    let ak = tpm.load_or_create_ak(
+        &config.ak_path(),
+        endorsement.algorithm,
+        config.ak_algorithm,
+    )?;
     let node_key = usable_node_key(tpm, &config.node_key_path(), &config.boot_pcrs)?;
     let certification = tpm.certify_node_key(&node_key, &ak, b"")?;
     let hello = pb::Hello {
@@ -285,7 +291,11 @@ fn prepare(tpm: &mut Tpm, config: &NodeAttestorConfig) -> Result<Prepared, TpmEr
 
 /// The stored node key if the TPM still signs with it, else a new one bound
 /// to the current boot.
-fn usable_node_key(tpm: &mut Tpm, path: &Path, boot_pcrs: &PcrSelection) -> Result<NodeKey, TpmError> {
+fn usable_node_key(
+    tpm: &mut Tpm,
+    path: &Path,
+    boot_pcrs: &PcrSelection,
+) -> Result<NodeKey, TpmError> {
     if path.exists() {
         match NodeKey::read(path, boot_pcrs.clone())
             .and_then(|key| tpm.sign_with_node_key(&key, &[0u8; 32]).map(|_| key))
@@ -323,7 +333,8 @@ fn answer_challenge(
     ak: &AttestationKey,
     challenge: &pb::Challenge,
 ) -> Result<pb::ChallengeResponse, AnswerError> {
-    let selection = selection_from_wire(&challenge.pcr_selection).map_err(AnswerError::Challenge)?;
+    let selection =
+        selection_from_wire(&challenge.pcr_selection).map_err(AnswerError::Challenge)?;
     let activated_secret = if challenge.credential_blob.is_empty() {
         Vec::new()
     } else {
@@ -368,7 +379,9 @@ fn answer_challenge(
 /// The content of a TPM2B (its 2-byte size prefix checked and removed).
 fn tpm2b_payload<'a>(bytes: &'a [u8], field: &str) -> Result<&'a [u8], String> {
     match bytes {
-        [hi, lo, rest @ ..] if usize::from(u16::from_be_bytes([*hi, *lo])) == rest.len() => Ok(rest),
+        [hi, lo, rest @ ..] if usize::from(u16::from_be_bytes([*hi, *lo])) == rest.len() => {
+            Ok(rest)
+        }
         _ => Err(format!(
             "challenge {field} is not a TPM2B ({} bytes, size prefix does not match)",
             bytes.len()
@@ -392,7 +405,12 @@ fn selection_from_wire(wire: &[pb::PcrSelection]) -> Result<PcrSelection, String
             Ok(pb::HashAlgorithm::Sha1) => PcrBank::Sha1,
             Ok(pb::HashAlgorithm::Sha256) => PcrBank::Sha256,
             Ok(pb::HashAlgorithm::Sha384) => PcrBank::Sha384,
-            _ => return Err(format!("challenge pcr_selection: unknown bank {}", entry.hash)),
+            _ => {
+                return Err(format!(
+                    "challenge pcr_selection: unknown bank {}",
+                    entry.hash
+                ));
+            }
         };
         let indexes = entry
             .pcrs
@@ -416,8 +434,15 @@ mod tests {
 
     #[test]
     fn wire_selection_refuses_unknown_bank_and_big_index() {
-        let bad_bank = [pb::PcrSelection { hash: 9, pcrs: vec![0] }];
-        assert!(selection_from_wire(&bad_bank).unwrap_err().contains("unknown bank 9"));
+        let bad_bank = [pb::PcrSelection {
+            hash: 9,
+            pcrs: vec![0],
+        }];
+        assert!(
+            selection_from_wire(&bad_bank)
+                .unwrap_err()
+                .contains("unknown bank 9")
+        );
         let big = [pb::PcrSelection {
             hash: pb::HashAlgorithm::Sha256 as i32,
             pcrs: vec![300],

@@ -40,7 +40,9 @@ pub enum NodeError {
         reason: String,
     },
     /// The trust bundle file could not be used.
-    #[error("trust bundle {path}: {reason}; copy the issuer's CA (`rootmark-issuer bundle show --format pem`) there")]
+    #[error(
+        "trust bundle {path}: {reason}; copy the issuer's CA (`rootmark-issuer bundle show --pem`) there"
+    )]
     Bundle {
         /// The file.
         path: std::path::PathBuf,
@@ -74,7 +76,10 @@ impl NodeError {
 
     /// Maps a gRPC status from `call`; a transport failure is reported as
     /// the issuer being unreachable.
-    pub(crate) fn status(call: &'static str, addr: &str) -> impl FnOnce(tonic::Status) -> NodeError {
+    pub(crate) fn status(
+        call: &'static str,
+        addr: &str,
+    ) -> impl FnOnce(tonic::Status) -> NodeError {
         let addr = addr.to_owned();
         move |status| {
             if status.code() == tonic::Code::Unavailable {

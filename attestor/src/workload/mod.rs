@@ -117,8 +117,9 @@ impl ConnectionInstant {
 /// Settings of a [`WorkloadAttestor`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkloadAttestorConfig {
-    /// Largest executable hashed for `unix:sha256`; a bigger one fails the
-    /// attestation with [`WorkloadAttestationError::ExeTooLarge`].
+    /// Largest executable hashed for `unix:sha256`; a bigger one gets no
+    /// `unix:sha256` selector (so entries that require one do not match it),
+    /// and a warning is logged.
     pub max_exe_bytes: u64,
     /// Where procfs is mounted (`/proc`).
     pub proc_root: PathBuf,
@@ -239,21 +240,6 @@ pub enum WorkloadAttestationError {
         /// What was wrong.
         detail: &'static str,
     },
-    /// The executable is over [`WorkloadAttestorConfig::max_exe_bytes`].
-    #[error(
-        "executable {} of process {pid} is {size} bytes, over the {limit}-byte limit for hashing",
-        path.display()
-    )]
-    ExeTooLarge {
-        /// The pid.
-        pid: i32,
-        /// The executable's path as `/proc/<pid>/exe` shows it.
-        path: PathBuf,
-        /// Its size in bytes (at least this much).
-        size: u64,
-        /// The configured limit.
-        limit: u64,
-    },
 }
 
 /// Suffix the kernel appends to the `exe` link of a binary whose directory
@@ -275,7 +261,8 @@ pub struct WorkloadAttestor {
 /// What was learnt about the executable.
 struct ExeFacts {
     path: Option<String>,
-    digest: [u8; 32],
+    /// `None` when the executable is over the hashing limit.
+    digest: Option<[u8; 32]>,
     dev_ino: (u64, u64),
 }
 
@@ -360,7 +347,9 @@ impl WorkloadAttestor {
         if let Some(path) = &exe.path {
             selectors.insert("unix:path", path);
         }
-        selectors.insert("unix:sha256", &hex::encode(exe.digest));
+        if let Some(digest) = exe.digest {
+            selectors.insert("unix:sha256", &hex::encode(digest));
+        }
         if let Some(unit) = &unit {
             selectors.insert("systemd:unit", unit);
         }
@@ -378,16 +367,21 @@ impl WorkloadAttestor {
         let link = proc.exe_link()?;
         let key = ExeKey::of(&meta);
         let limit = self.config.max_exe_bytes;
+        let path = exe_path_selector(&link, key.dev_ino());
         if key.size() > limit {
-            return Err(WorkloadAttestationError::ExeTooLarge {
+            tracing::warn!(
                 pid,
-                path: link,
-                size: key.size(),
+                path = %link.display(),
+                size = key.size(),
                 limit,
+                "executable over the hashing limit (workload.max_exe_bytes): no unix:sha256 selector"
+            );
+            return Ok(ExeFacts {
+                path,
+                digest: None,
+                dev_ino: key.dev_ino(),
             });
         }
-
-        let path = exe_path_selector(&link, key.dev_ino());
 
         let cached = self
             .digests
@@ -396,26 +390,28 @@ impl WorkloadAttestor {
             .get(&key)
             .copied();
         let digest = match cached {
-            Some(digest) => digest,
+            Some(digest) => Some(digest),
             None => {
-                let digest = process::hash_file(&mut file, limit).map_err(|e| match e {
-                    HashError::TooLarge(size) => WorkloadAttestationError::ExeTooLarge {
-                        pid,
-                        path: link.clone(),
-                        size,
-                        limit,
-                    },
-                    HashError::Io(source) => WorkloadAttestationError::Proc {
-                        pid,
-                        file: "exe",
-                        source,
-                    },
-                })?;
-                // Cache only if the file did not change while it was read.
-                if file.metadata().ok().map(|m| ExeKey::of(&m)) == Some(key) {
-                    self.cache_digest(key, digest);
+                match process::hash_file(&mut file, limit) {
+                    Ok(digest) => {
+                        // Cache only if the file did not change while it was read.
+                        if file.metadata().ok().map(|m| ExeKey::of(&m)) == Some(key) {
+                            self.cache_digest(key, digest);
+                        }
+                        Some(digest)
+                    }
+                    Err(HashError::TooLarge(size)) => {
+                        tracing::warn!(pid, path = %link.display(), size, limit, "executable grew over the hashing limit while read: no unix:sha256 selector");
+                        None
+                    }
+                    Err(HashError::Io(source)) => {
+                        return Err(WorkloadAttestationError::Proc {
+                            pid,
+                            file: "exe",
+                            source,
+                        });
+                    }
                 }
-                digest
             }
         };
         Ok(ExeFacts {

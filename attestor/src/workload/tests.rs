@@ -295,31 +295,22 @@ fn invalid_pid_is_refused() {
 }
 
 #[test]
-fn exe_too_large_is_refused() {
+fn exe_over_the_hashing_limit_gets_no_sha256_selector_but_keeps_the_rest() {
     let attestor = WorkloadAttestor::new(WorkloadAttestorConfig {
         max_exe_bytes: 1,
         ..config()
     });
     let pid = i32::try_from(std::process::id()).unwrap();
-    let err = attestor
+    let selectors = attestor
         .attest(peer(pid), ConnectionInstant::now())
-        .unwrap_err();
+        .unwrap();
     let exe = std::env::current_exe().unwrap();
-    match &err {
-        WorkloadAttestationError::ExeTooLarge {
-            pid: p,
-            path,
-            size,
-            limit,
-        } => {
-            assert_eq!(*p, pid);
-            assert_eq!(path, &exe);
-            assert_eq!(*size, std::fs::metadata(&exe).unwrap().len());
-            assert_eq!(*limit, 1);
-        }
-        other => panic!("expected ExeTooLarge, got {other:?}"),
-    }
-    assert!(err.to_string().contains("1-byte limit"), "{err}");
+    assert!(
+        !selectors.iter().any(|s| s.starts_with("unix:sha256:")),
+        "{selectors:?}"
+    );
+    assert!(selectors.contains(&format!("unix:path:{}", exe.display())));
+    assert!(selectors.contains(&format!("unix:uid:{}", peer(pid).uid)));
 }
 
 #[test]

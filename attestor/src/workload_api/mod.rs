@@ -226,9 +226,9 @@ impl SpiffeWorkloadApi for WorkloadApi {
         // Refuse up front rather than in the stream, so a caller without an
         // identity gets its status at once.
         x509_response(&self.agent.snapshot(), &selectors)?;
-        Ok(Response::new(
-            self.watch(move |snapshot| x509_response(snapshot, &selectors)),
-        ))
+        Ok(Response::new(self.watch(move |snapshot| {
+            x509_response(snapshot, &selectors)
+        })))
     }
 
     async fn fetch_x509_bundles(
@@ -303,22 +303,31 @@ impl SpiffeWorkloadApi for WorkloadApi {
         self.caller(&request).await?;
         let request = request.into_inner();
         if request.audience.is_empty() {
-            return Err(WorkloadApiError::InvalidRequest("audience must be specified".to_owned()).into());
+            return Err(
+                WorkloadApiError::InvalidRequest("audience must be specified".to_owned()).into(),
+            );
         }
         if request.svid.is_empty() {
-            return Err(WorkloadApiError::InvalidRequest("svid must be specified".to_owned()).into());
+            return Err(
+                WorkloadApiError::InvalidRequest("svid must be specified".to_owned()).into(),
+            );
         }
         let snapshot = self.agent.snapshot();
         let bundle = snapshot.bundle.as_ref().ok_or(WorkloadApiError::NotReady)?;
-        let trust_domain = TrustDomain::parse(&bundle.trust_domain)
-            .map_err(|_| WorkloadApiError::NotReady)?;
-        let jwt_bundle = JwtBundle::from_jwks(trust_domain, bundle.jwt_jwks.as_bytes())
-            .map_err(|e| {
+        let trust_domain =
+            TrustDomain::parse(&bundle.trust_domain).map_err(|_| WorkloadApiError::NotReady)?;
+        let jwt_bundle =
+            JwtBundle::from_jwks(trust_domain, bundle.jwt_jwks.as_bytes()).map_err(|e| {
                 tracing::error!(error = %e, "the issuer's JWT bundle is unusable");
                 WorkloadApiError::NotReady
             })?;
-        let svid = validate_jwt_svid(&request.svid, &jwt_bundle, &request.audience, SystemTime::now())
-            .map_err(|e| WorkloadApiError::InvalidRequest(format!("invalid JWT-SVID: {e}")))?;
+        let svid = validate_jwt_svid(
+            &request.svid,
+            &jwt_bundle,
+            &request.audience,
+            SystemTime::now(),
+        )
+        .map_err(|e| WorkloadApiError::InvalidRequest(format!("invalid JWT-SVID: {e}")))?;
         Ok(Response::new(pb::ValidateJwtsvidResponse {
             spiffe_id: svid.spiffe_id().to_string(),
             claims: Some(claims_to_struct(svid.claims())),

@@ -284,6 +284,16 @@ pub fn attestation(shown: &Value) -> String {
     out
 }
 
+/// Only the X.509 authorities, PEM.
+pub fn bundle_pem(b: &Value) -> String {
+    b.get("x509_authorities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
 /// The trust bundle: PEM roots, then the JWKS.
 pub fn bundle(b: &Value) -> String {
     let mut out = format!(

@@ -213,6 +213,10 @@ enum BundleCommand {
     Show {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print only the X.509 authorities as PEM: the file an attestor's
+        /// `issuer.bundle_path` needs.
+        #[arg(long)]
+        pem: bool,
     },
 }
 
@@ -357,9 +361,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Entry(command) => admin_entry(command),
         Command::Node(command) => admin_node(command),
         Command::Attestation(command) => admin_attestation(command),
-        Command::Bundle(BundleCommand::Show { config }) => {
-            admin_call(&config, &Request::BundleShow, render::bundle)
-        }
+        Command::Bundle(BundleCommand::Show { config, pem }) => admin_call(
+            &config,
+            &Request::BundleShow,
+            if pem {
+                render::bundle_pem
+            } else {
+                render::bundle
+            },
+        ),
         Command::Eventlog(EventlogCommand::Replay { file, json }) => {
             let log = parse_log(&file)?;
             let replay = log.replay();
