@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -103,7 +103,14 @@ pub struct X509Bundle {
     trust_domain: TrustDomain,
     authorities: Vec<CertificateDer<'static>>,
     roots: Arc<RootCertStore>,
+    /// rustls client-certificate verifier over `roots`, built on first use
+    /// (see `tls::config`), shared by clones.
+    pub(crate) client_verifier: Arc<OnceLock<ClientVerifierSlot>>,
 }
+
+/// A cached client-certificate verifier, or why it could not be built.
+pub(crate) type ClientVerifierSlot =
+    Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String>;
 
 impl X509Bundle {
     /// Parses the Workload API form: certificates as concatenated DER.
@@ -161,6 +168,7 @@ impl X509Bundle {
             trust_domain,
             authorities: certificates,
             roots: Arc::new(roots),
+            client_verifier: Arc::new(OnceLock::new()),
         })
     }
 

@@ -6,11 +6,13 @@
 //! |---|---|
 //! | who may be the peer | [`authorizer`] |
 //! | server certificate check (client side) | [`server_verifier`] |
+//! | live mTLS configs from an `X509Source` | [`config`] |
 //!
 //! Everything uses the aws-lc-rs provider explicitly, so no process-wide
 //! default provider is needed.
 
 pub mod authorizer;
+pub mod config;
 mod error;
 pub mod server_verifier;
 
@@ -19,6 +21,10 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 
 pub use authorizer::Authorizer;
+pub use config::{
+    SourceServerVerifier, SpiffeClientVerifier, SvidResolver, client_config, peer_spiffe_id,
+    server_config,
+};
 pub use error::TlsError;
 pub use server_verifier::SpiffeServerVerifier;
 
