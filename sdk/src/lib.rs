@@ -1,11 +1,21 @@
 //! Rootmark SDK.
 //!
 //! Services link this crate to obtain SPIFFE identities from the local
-//! `rootmark-attestor` over the SPIFFE Workload API. Today it holds the
-//! SPIFFE identity types ([`id`]: [`SpiffeId`], [`TrustDomain`]) and
-//! re-exports the wire definitions so that every crate agrees on one copy of
-//! them; the Workload API client and the rustls integration land with the
-//! SDK issue.
+//! `rootmark-attestor` over the SPIFFE Workload API and to authenticate
+//! their peers by SPIFFE ID:
+//!
+//! | concept | module |
+//! |---|---|
+//! | SPIFFE IDs and trust domains | [`id`] |
+//! | X509-SVIDs | [`svid`] |
+//! | X.509 bundles, bundle sets | [`bundle`] |
+//! | JWT bundles, JWT-SVID validation | [`jwt`] |
+//! | Workload API client | [`workload`] |
+//! | live, rotating credentials | [`source`] |
+//! | rustls mTLS with SPIFFE ID authorization | [`tls`] |
+//!
+//! The wire definitions are re-exported as [`proto`] so that every crate
+//! agrees on one copy of them.
 #![forbid(unsafe_code)]
 
 pub mod bundle;
