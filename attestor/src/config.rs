@@ -97,6 +97,10 @@ pub struct TpmConfig {
     pub event_log_path: PathBuf,
     /// Largest event log accepted, in bytes.
     pub max_event_log_bytes: u64,
+    /// Close the TPM connection after every operation. Unset: yes for
+    /// `swtpm:` and `mssim:` TCTIs (they serve one client at a time, so this
+    /// lets tpm2-tools in between), no for devices.
+    pub release_between_operations: Option<bool>,
 }
 
 /// `[workload]`.
@@ -143,6 +147,7 @@ impl Default for TpmConfig {
             boot_pcrs: vec![0, 2, 4, 7],
             event_log_path: PathBuf::from(DEFAULT_EVENT_LOG_PATH),
             max_event_log_bytes: DEFAULT_MAX_EVENT_LOG_BYTES,
+            release_between_operations: None,
         }
     }
 }
@@ -251,6 +256,12 @@ impl TpmConfig {
                 "{other:?} is not an EK type; use rsa2048, ecc-p256 or ecc-p384"
             )),
         }
+    }
+
+    /// Whether to close the TPM connection after every operation.
+    pub fn release_between_operations(&self) -> bool {
+        self.release_between_operations
+            .unwrap_or_else(|| self.tcti.starts_with("swtpm:") || self.tcti.starts_with("mssim:"))
     }
 
     /// The configured AK type.

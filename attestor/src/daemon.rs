@@ -66,7 +66,8 @@ impl Daemon {
         let node_config = NodeAttestorConfig::from_config(config).map_err(DaemonError::Config)?;
         let issuer_id = config.issuer_spiffe_id().map_err(DaemonError::Config)?;
         let tcti = config.tpm.tcti.clone();
-        let tpm = tokio::task::spawn_blocking(move || SharedTpm::open(&tcti))
+        let release = config.tpm.release_between_operations();
+        let tpm = tokio::task::spawn_blocking(move || SharedTpm::open(&tcti, release))
             .await
             .map_err(|e| DaemonError::Config(format!("TPM open task: {e}")))??;
 

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod boot;
+pub mod cluster;
 pub mod devenv;
 pub mod measure;
 pub mod soft_tpm;

@@ -409,13 +409,40 @@ type SyncStream = Pin<Box<dyn Stream<Item = Result<pb::SyncResponse, Status>> + 
 impl Inner {
     /// The calling node's ID, from its TLS client certificate.
     fn peer_node<T>(&self, request: &Request<T>) -> Result<SpiffeId, ServiceError> {
+        self.peer_node_until(request).map(|(id, _)| id)
+    }
+
+    /// The calling node's ID and when its node SVID expires. An HTTP/2
+    /// connection outlives the certificate it was opened with, so expiry is
+    /// checked on every call, not only at the handshake: a node that could
+    /// not renew (its boot drifted out of policy) loses the issuance API
+    /// when its node SVID runs out.
+    fn peer_node_until<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(SpiffeId, SystemTime), ServiceError> {
         let certs = request.peer_certs().ok_or_else(|| {
             ServiceError::Unauthenticated("no client certificate was presented".to_owned())
         })?;
         let leaf = certs.first().ok_or_else(|| {
             ServiceError::Unauthenticated("no client certificate was presented".to_owned())
         })?;
-        node_id_from_cert(leaf.as_ref(), &self.trust_domain).map_err(ServiceError::Unauthenticated)
+        let id = node_id_from_cert(leaf.as_ref(), &self.trust_domain)
+            .map_err(ServiceError::Unauthenticated)?;
+        let not_after = x509_parser::parse_x509_certificate(leaf.as_ref())
+            .map_err(|e| ServiceError::Unauthenticated(format!("node SVID: {e}")))?
+            .1
+            .validity()
+            .not_after
+            .timestamp();
+        let not_after =
+            std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(not_after).unwrap_or(0));
+        if not_after <= SystemTime::now() {
+            return Err(ServiceError::Unauthenticated(format!(
+                "the node SVID of {id} presented on this connection has expired; attest again and reconnect"
+            )));
+        }
+        Ok((id, not_after))
     }
 
     /// The node's current state, read on a blocking thread.
@@ -523,6 +550,7 @@ impl Inner {
     async fn sync_loop(
         self: Arc<Self>,
         node_id: SpiffeId,
+        node_svid_expires: SystemTime,
         first: pb::SyncResponse,
         tx: mpsc::Sender<Result<pb::SyncResponse, Status>>,
     ) {
@@ -531,6 +559,15 @@ impl Inner {
             tokio::select! {
                 () = tokio::time::sleep(self.sync_interval) => {}
                 () = tx.closed() => return,
+            }
+            if SystemTime::now() >= node_svid_expires {
+                tracing::info!(node_id = %node_id, "sync stream ends: the node SVID expired");
+                let _ = tx
+                    .send(Err(Status::from(ServiceError::Unauthenticated(format!(
+                        "the node SVID of {node_id} expired; attest again and reconnect"
+                    )))))
+                    .await;
+                return;
             }
             let state = match self.sync_state(&node_id).await {
                 Ok(state) => state,
@@ -563,7 +600,7 @@ impl Issuance for IssuanceService {
         &self,
         request: Request<pb::SyncRequest>,
     ) -> Result<Response<Self::SyncStream>, Status> {
-        let node_id = self.inner.peer_node(&request)?;
+        let (node_id, node_svid_expires) = self.inner.peer_node_until(&request)?;
         // The first state is read before answering, so an unknown or
         // evicted node gets an error status rather than an empty stream.
         let first = self.inner.sync_state(&node_id).await?;
@@ -575,7 +612,7 @@ impl Issuance for IssuanceService {
         let _ = tx.try_send(Ok(message));
         if !banned {
             tracing::info!(node_id = %node_id, entries = first.entries.len(), "sync stream opened");
-            tokio::spawn(Arc::clone(&self.inner).sync_loop(node_id, first, tx));
+            tokio::spawn(Arc::clone(&self.inner).sync_loop(node_id, node_svid_expires, first, tx));
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
