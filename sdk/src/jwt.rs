@@ -46,6 +46,8 @@ use serde_json::{Map, Value};
 
 use crate::id::{IdError, SpiffeId, TrustDomain};
 
+pub mod bearer;
+
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
 
