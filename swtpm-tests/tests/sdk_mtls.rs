@@ -377,6 +377,8 @@ async fn the_example_binaries_talk_mtls_and_refuse_unauthorized_peers() {
             .spawn()
             .unwrap();
         let stderr = child.stderr.take().unwrap();
+        // Killed and reaped on drop, whatever happens below.
+        let mut server = Server(child, SocketAddr::from(([0, 0, 0, 0], 0)));
         let (tx, rx) = std::sync::mpsc::channel();
         // Forward the server's log: the listening address, then every line.
         std::thread::spawn(move || {
@@ -391,8 +393,8 @@ async fn the_example_binaries_talk_mtls_and_refuse_unauthorized_peers() {
                 .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
                 .expect("mtls-server printed no listening address");
             if let Some(addr) = line.split("address=").nth(1) {
-                let addr: SocketAddr = addr.trim().parse().unwrap();
-                return (Server(child, addr), rx);
+                server.1 = addr.trim().parse().unwrap();
+                return (server, rx);
             }
         }
     };
