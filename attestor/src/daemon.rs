@@ -79,8 +79,14 @@ impl Daemon {
             retry_max: Duration::from_secs(config.issuer.retry_max_seconds),
             ..Timing::default()
         };
-        let agent = Agent::new(link, config.workload.max_cached_jwt_svids, initial, timing);
-        let tasks = agent.start(NodeAttestor::new(tpm, node_config), bundle, cache);
+        let agent = Agent::new(
+            link,
+            config.workload.max_cached_jwt_svids,
+            initial,
+            timing,
+            cache,
+        );
+        let tasks = agent.start(NodeAttestor::new(tpm, node_config), bundle);
 
         let workload_attestor = Arc::new(WorkloadAttestor::new(WorkloadAttestorConfig {
             max_exe_bytes: config.workload.max_exe_bytes,

@@ -472,6 +472,15 @@ impl BootLog {
         log
     }
 
+    /// Appends an `EV_IPL` event measuring `data` into `pcr` (what a boot
+    /// loader that loads one more component logs) and returns it, so the
+    /// caller extends the same digests into the TPM.
+    pub fn measure_ipl(&mut self, pcr: u32, data: &[u8]) -> MeasuredEvent {
+        let event = MeasuredEvent::self_hashed(pcr, event_type::EV_IPL, data.to_vec());
+        self.events.push(event.clone());
+        event
+    }
+
     /// The measured events, in log order (`EV_NO_ACTION` records are not included).
     pub fn events(&self) -> &[MeasuredEvent] {
         &self.events

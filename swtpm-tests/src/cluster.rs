@@ -276,7 +276,14 @@ impl Cluster {
             if let Some(value) = probe() {
                 return Ok(value);
             }
-            if start.elapsed() > limit {
+            // A process that already exited will not bring the awaited event.
+            let exited = [
+                ("issuer.log", &self.issuer),
+                ("attestor.log", &self.attestor),
+            ]
+            .iter()
+            .any(|(_, child)| child.as_ref().is_some_and(|c| process_exited(c.id())));
+            if start.elapsed() > limit || exited {
                 return Err(ClusterError::Timeout {
                     what: what.to_owned(),
                     waited: limit,
@@ -304,6 +311,27 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_attestor();
         self.kill_issuer();
+        if std::env::var_os("ROOTMARK_KEEP_E2E").is_some() {
+            eprintln!("ROOTMARK_KEEP_E2E: keeping {}", self.env.dir().display());
+            let dir = std::mem::replace(
+                &mut self._dir,
+                tempfile::Builder::new()
+                    .prefix("rootmark-e2e-empty-")
+                    .tempdir()
+                    .unwrap_or_else(|_| panic!("no temp dir")),
+            );
+            let _ = dir.keep();
+        }
+    }
+}
+
+/// Whether `pid` is gone or a zombie (a child that exited and was not reaped).
+fn process_exited(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => true,
     }
 }
 

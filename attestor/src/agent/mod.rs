@@ -1,7 +1,8 @@
 //! The attestor's moving parts after start-up: keeping the node attested
 //! (renewal at half-life with a fresh quote, backoff with jitter while the
 //! issuer is unreachable), following the issuance stream, rotating
-//! X509-SVIDs, caching JWT-SVIDs, and persisting the sealed cache.
+//! X509-SVIDs, caching JWT-SVIDs, and writing the sealed cache before any
+//! change is served.
 //!
 //! Everything the Workload API serves is one [`Snapshot`] published through
 //! a `tokio::sync::watch` channel: it starts [`Readiness::Starting`] (the
@@ -63,16 +64,20 @@ pub struct Agent {
     link: IssuerLink,
     jwt: JwtCache,
     timing: Timing,
+    cache: Option<Arc<SealedCache>>,
+    /// Serialises [`update`](Self::update)s (read, write to disk, publish).
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl Agent {
     /// An agent that serves `initial` (e.g. what the sealed cache held) until
-    /// the issuer says otherwise.
+    /// the issuer says otherwise, writing every change to `cache` if given.
     pub fn new(
         link: IssuerLink,
         jwt_capacity: usize,
         initial: Snapshot,
         timing: Timing,
+        cache: Option<Arc<SealedCache>>,
     ) -> Arc<Self> {
         Arc::new(Agent {
             state: watch::Sender::new(Arc::new(initial)),
@@ -80,6 +85,8 @@ impl Agent {
             link,
             jwt: JwtCache::new(jwt_capacity),
             timing,
+            cache,
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -99,24 +106,18 @@ impl Agent {
         self.node.borrow().clone()
     }
 
-    /// Starts the background tasks: node attestation, issuance stream,
-    /// rotation and (if given) the sealed cache writer. `bundle` is the
-    /// issuer CA the first attestation trusts.
+    /// Starts the background tasks: node attestation, issuance stream and
+    /// rotation. `bundle` is the issuer CA the first attestation trusts.
     pub fn start(
         self: &Arc<Self>,
         attestor: NodeAttestor,
         bundle: Vec<Vec<u8>>,
-        cache: Option<Arc<SealedCache>>,
     ) -> Vec<JoinHandle<()>> {
-        let mut tasks = vec![
+        vec![
             tokio::spawn(Arc::clone(self).node_loop(attestor, bundle)),
             tokio::spawn(Arc::clone(self).sync_loop()),
             tokio::spawn(Arc::clone(self).rotation_loop()),
-        ];
-        if let Some(cache) = cache {
-            tasks.push(tokio::spawn(Arc::clone(self).persist_loop(cache)));
-        }
-        tasks
+        ]
     }
 
     /// Keeps the node attested: at start, at each `renew_after`, and with
@@ -154,7 +155,17 @@ impl Agent {
                     } else {
                         tracing::error!(error = %e, retry_in = ?delay, node_svid_valid = still_valid, "attestation failed");
                     }
-                    if !still_valid && current.take().is_some() {
+                    if still_valid && attestor.take_node_key_replaced() {
+                        // The TPM no longer signs with the key the node SVID
+                        // certifies: the boot changed. Nothing can be minted
+                        // with it, and it must not be presented again.
+                        tracing::error!(
+                            "the boot changed and the node key with it; the node SVID is dropped until an attestation of the new boot succeeds"
+                        );
+                        current = None;
+                        self.link.clear();
+                        self.node.send_replace(None);
+                    } else if !still_valid && current.take().is_some() {
                         tracing::warn!(
                             "the node SVID expired; the issuance API is out of reach until an attestation succeeds"
                         );
@@ -200,24 +211,48 @@ impl Agent {
             .await
             .map_err(NodeError::status("Sync", &addr))?
         {
-            self.apply_sync(message);
+            self.apply_sync(message).await;
         }
         // The issuer ends the stream after a ban, or when it shuts down.
         tokio::time::sleep(self.timing.retry_base).await;
         Ok(())
     }
 
+    /// Changes the published state with `change` (which says whether it
+    /// changed anything), writing the result to the sealed cache *before*
+    /// publishing it: nothing is served that a restart would lose.
+    async fn update(&self, change: impl FnOnce(&mut Snapshot) -> bool) {
+        let _writer = self.writer.lock().await;
+        let mut next = (*self.snapshot()).clone();
+        if !change(&mut next) {
+            return;
+        }
+        if let Some(cache) = &self.cache
+            && next.readiness != Readiness::Starting
+        {
+            let cache = Arc::clone(cache);
+            let copy = next.clone();
+            match tokio::task::spawn_blocking(move || cache.store(&copy)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "cannot write the sealed cache"),
+                Err(e) => tracing::error!(error = %e, "the sealed cache writer stopped"),
+            }
+        }
+        self.state.send_replace(Arc::new(next));
+    }
+
     /// Applies one `SyncResponse`: the full state of the node.
-    fn apply_sync(&self, message: rootmark_proto::node::v1::SyncResponse) {
+    async fn apply_sync(&self, message: rootmark_proto::node::v1::SyncResponse) {
         if message.banned {
             tracing::error!("the issuer banned this node: every identity is withdrawn");
             self.jwt.retain_entries(|_| false);
-            self.state.send_modify(|s| {
-                let s = Arc::make_mut(s);
+            self.update(|s| {
                 s.readiness = Readiness::Banned;
                 s.entries.clear();
                 s.svids.clear();
-            });
+                true
+            })
+            .await;
             return;
         }
         let entries: std::collections::BTreeMap<String, Entry> = message
@@ -228,21 +263,22 @@ impl Agent {
         self.jwt.retain_entries(|id| entries.contains_key(id));
         let bundle = message.bundle.map(Into::into);
         let now = SystemTime::now();
-        self.state.send_if_modified(|s| {
+        self.update(|s| {
             let mut next = Snapshot {
                 readiness: Readiness::Ready,
                 entries,
-                svids: s.svids.clone(),
-                bundle: bundle.or_else(|| s.bundle.clone()),
+                svids: std::mem::take(&mut s.svids),
+                bundle: bundle.or_else(|| s.bundle.take()),
             };
             next.prune(now);
-            if **s == next {
-                return false;
+            let changed = *s != next;
+            if changed {
+                tracing::info!(entries = next.entries.len(), "issuance state updated");
             }
-            tracing::info!(entries = next.entries.len(), "issuance state updated");
-            *s = Arc::new(next);
-            true
-        });
+            *s = next;
+            changed
+        })
+        .await;
     }
 
     /// Mints missing SVIDs, rotates those past their rotation time and drops
@@ -271,16 +307,14 @@ impl Agent {
 
     async fn rotate_once(&self) -> Result<(), NodeError> {
         let now = SystemTime::now();
-        self.state.send_if_modified(|s| {
-            let mut next = (**s).clone();
-            if next.prune(now) {
+        self.update(|s| {
+            let pruned = s.prune(now);
+            if pruned {
                 tracing::info!("expired X509-SVIDs withdrawn");
-                *s = Arc::new(next);
-                true
-            } else {
-                false
             }
-        });
+            pruned
+        })
+        .await;
         let snapshot = self.snapshot();
         if snapshot.readiness != Readiness::Ready || self.node_status().is_none() {
             return Ok(());
@@ -300,39 +334,17 @@ impl Agent {
                 expires = ?from_unix_ms(svid.expires_unix_ms),
                 "X509-SVID minted"
             );
-            self.state.send_if_modified(|s| {
+            self.update(|s| {
                 let current = s.entries.get(&entry.id);
                 if current.is_none_or(|e| e.revision != entry.revision) {
                     return false; // the entry changed or went away meanwhile
                 }
-                Arc::make_mut(s).svids.insert(entry.id.clone(), svid);
+                s.svids.insert(entry.id.clone(), svid);
                 true
-            });
+            })
+            .await;
         }
         Ok(())
-    }
-
-    /// Writes the state to the sealed cache whenever it changes.
-    async fn persist_loop(self: Arc<Self>, cache: Arc<SealedCache>) {
-        let mut changes = self.state.subscribe();
-        loop {
-            if changes.changed().await.is_err() {
-                return;
-            }
-            let snapshot = changes.borrow_and_update().clone();
-            if snapshot.readiness == Readiness::Starting {
-                continue;
-            }
-            let cache = Arc::clone(&cache);
-            let stored = tokio::task::spawn_blocking(move || cache.store(&snapshot)).await;
-            match stored {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "cannot write the sealed cache"),
-                Err(e) => tracing::error!(error = %e, "the sealed cache writer stopped"),
-            }
-            // Coalesce bursts (mass rotation) into one write.
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 
     /// A JWT-SVID for `entry` and `audience`: cached while less than half

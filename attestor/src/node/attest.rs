@@ -94,6 +94,10 @@ pub struct NodeIdentity {
 pub struct NodeAttestor {
     tpm: SharedTpm,
     config: NodeAttestorConfig,
+    /// Set when an attestation found the stored node key unusable (the
+    /// boot changed) and replaced it: the node SVID of the old key is then
+    /// worthless, whether or not the new attestation succeeds.
+    node_key_replaced: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What the TPM prepared for a `Hello`.
@@ -101,12 +105,24 @@ struct Prepared {
     hello: pb::Hello,
     ak: AttestationKey,
     node_key: NodeKey,
+    replaced_node_key: bool,
 }
 
 impl NodeAttestor {
     /// An attestor using `tpm`.
     pub fn new(tpm: SharedTpm, config: NodeAttestorConfig) -> Self {
-        NodeAttestor { tpm, config }
+        NodeAttestor {
+            tpm,
+            config,
+            node_key_replaced: std::sync::Arc::default(),
+        }
+    }
+
+    /// Whether an attestation since the last call replaced the node key
+    /// because the old one could no longer sign (and clears the flag).
+    pub fn take_node_key_replaced(&self) -> bool {
+        self.node_key_replaced
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The shared TPM.
@@ -122,6 +138,10 @@ impl NodeAttestor {
     pub async fn attest(&self, bundle: &[Vec<u8>]) -> Result<NodeIdentity, NodeError> {
         let config = self.config.clone();
         let prepared = self.tpm.run(move |tpm| prepare(tpm, &config)).await?;
+        if prepared.replaced_node_key {
+            self.node_key_replaced
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         let addr = &self.config.node_api;
         let tls =
             SpiffeServerVerifier::new(bundle, self.config.issuer_id.clone())?.client_config()?;
@@ -266,7 +286,8 @@ fn prepare(tpm: &mut Tpm, config: &NodeAttestorConfig) -> Result<Prepared, TpmEr
         endorsement.algorithm,
         config.ak_algorithm,
     )?;
-    let node_key = usable_node_key(tpm, &config.node_key_path(), &config.boot_pcrs)?;
+    let (node_key, replaced_node_key) =
+        usable_node_key(tpm, &config.node_key_path(), &config.boot_pcrs)?;
     let certification = tpm.certify_node_key(&node_key, &ak, b"")?;
     let hello = pb::Hello {
         ek_certificate: endorsement.certificate.unwrap_or_default(),
@@ -286,21 +307,23 @@ fn prepare(tpm: &mut Tpm, config: &NodeAttestorConfig) -> Result<Prepared, TpmEr
         hello,
         ak,
         node_key,
+        replaced_node_key,
     })
 }
 
 /// The stored node key if the TPM still signs with it, else a new one bound
-/// to the current boot.
+/// to the current boot (and `true`: an old key was replaced).
 fn usable_node_key(
     tpm: &mut Tpm,
     path: &Path,
     boot_pcrs: &PcrSelection,
-) -> Result<NodeKey, TpmError> {
-    if path.exists() {
+) -> Result<(NodeKey, bool), TpmError> {
+    let existed = path.exists();
+    if existed {
         match NodeKey::read(path, boot_pcrs.clone())
             .and_then(|key| tpm.sign_with_node_key(&key, &[0u8; 32]).map(|_| key))
         {
-            Ok(key) => return Ok(key),
+            Ok(key) => return Ok((key, false)),
             Err(e) => tracing::warn!(
                 error = %e,
                 path = %path.display(),
@@ -311,7 +334,7 @@ fn usable_node_key(
     let key = tpm.create_node_key(boot_pcrs)?;
     key.blob.write(path)?;
     tracing::info!(path = %path.display(), pcrs = %boot_pcrs, "created a node key bound to this boot");
-    Ok(key)
+    Ok((key, existed))
 }
 
 enum AnswerError {

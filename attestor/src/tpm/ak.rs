@@ -86,6 +86,9 @@ impl Tpm {
         ek_algorithm: EkAlgorithm,
         algorithm: AkAlgorithm,
     ) -> Result<AttestationKey, TpmError> {
+        // TPM2_Create needs a free object slot besides its parent, and a
+        // TPM without a resource manager has as few as three: make room.
+        self.flush_cached();
         let ek = self.create_ek(ek_algorithm)?;
         let created = create_ak(
             &mut self.ctx,

@@ -142,6 +142,9 @@ impl Tpm {
         let (_, values) = self.read_pcrs(policy_pcrs)?;
         let policy = policy_pcr_digest(policy_pcrs, &values)?;
         let template = node_key_template(&policy)?;
+        // TPM2_Create needs a free object slot besides its parent, and a
+        // TPM without a resource manager has as few as three: make room.
+        self.flush_cached();
         let srk = create_srk(&mut self.ctx)?;
         let created = self
             .ctx

@@ -93,6 +93,9 @@ impl Tpm {
             .build()
             .map_err(invalid("sealed object template"))?;
         let data = SensitiveData::try_from(secret.to_vec()).map_err(invalid("secret"))?;
+        // TPM2_Create needs a free object slot besides its parent, and a
+        // TPM without a resource manager has as few as three: make room.
+        self.flush_cached();
         let srk = create_srk(&mut self.ctx)?;
         let created = self
             .ctx
@@ -112,6 +115,8 @@ impl Tpm {
     /// ([`TpmError::is_policy_failure`]) when the PCRs no longer hold the
     /// values they had at sealing time.
     pub fn unseal(&mut self, sealed: &SealedSecret) -> Result<Zeroizing<Vec<u8>>, TpmError> {
+        // The SRK and the sealed object need two free slots.
+        self.flush_cached();
         let srk = create_srk(&mut self.ctx)?;
         let blob = sealed.blob.clone();
         let loaded = self

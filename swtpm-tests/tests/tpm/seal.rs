@@ -73,3 +73,42 @@ fn seal_refuses_oversized_secret_by_name() {
         "{err}"
     );
 }
+
+/// A TPM without a resource manager has three transient object slots.
+/// With the AK and the node key cached in two of them, creating a node key,
+/// sealing and unsealing each need more room than is left: the layer must
+/// make room itself rather than fail with TPM_RC_OBJECT_MEMORY.
+#[test]
+fn create_seal_and_unseal_work_while_the_ak_and_node_key_are_cached() {
+    use rootmark_attestor::tpm::{AkAlgorithm, EkAlgorithm};
+
+    let host = Host::booted();
+    let mut tpm = host.open();
+    let selection = PcrSelection::default_boot();
+    let ak = tpm
+        .create_ak(EkAlgorithm::Rsa2048, AkAlgorithm::EccP256)
+        .unwrap();
+    let key = tpm.create_node_key(&selection).unwrap();
+    // Certify loads (and caches) both.
+    tpm.certify_node_key(&key, &ak, b"").unwrap();
+
+    let replacement = tpm
+        .create_node_key(&selection)
+        .expect("create with both cached");
+    tpm.certify_node_key(&replacement, &ak, b"").unwrap();
+    let sealed = tpm
+        .seal(b"secret", &selection)
+        .expect("seal with both cached");
+    tpm.certify_node_key(&replacement, &ak, b"").unwrap();
+    assert_eq!(
+        tpm.unseal(&sealed)
+            .expect("unseal with both cached")
+            .as_slice(),
+        b"secret"
+    );
+    tpm.certify_node_key(&replacement, &ak, b"").unwrap();
+    let _second_ak = tpm
+        .create_ak(EkAlgorithm::Rsa2048, AkAlgorithm::EccP256)
+        .expect("create an AK with both cached");
+    assert_no_leaks(&mut tpm);
+}
