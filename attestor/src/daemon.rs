@@ -63,6 +63,7 @@ impl Daemon {
     /// Opens the TPM and the sealed cache, starts attesting and serves the
     /// Workload API. Returns once the socket is listening.
     pub async fn start(config: &AttestorConfig) -> Result<Self, DaemonError> {
+        raise_open_file_limit();
         let node_config = NodeAttestorConfig::from_config(config).map_err(DaemonError::Config)?;
         let issuer_id = config.issuer_spiffe_id().map_err(DaemonError::Config)?;
         let tcti = config.tpm.tcti.clone();
@@ -246,4 +247,22 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         return Err("no CERTIFICATE in the file".to_owned());
     }
     Ok(certs)
+}
+
+/// Raises the soft open-file limit to the hard limit: every Workload API
+/// connection holds a socket and a pidfd, and a host can have thousands of
+/// watching workloads.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::debug!(limit = ?limit.maximum, "raised the open-file limit"),
+            Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
 }

@@ -6,22 +6,52 @@ use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+
 use tonic::transport::server::Connected;
 
 use crate::workload::{ConnectionInstant, PeerCredentials};
 
 /// What is known about a connection's peer; every request on the
 /// connection carries it as a request extension.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     /// `SO_PEERCRED`, if the kernel gave it.
     pub peer: Option<PeerCredentials>,
     /// When the connection was accepted (for the PID-reuse guard).
     pub accepted_at: ConnectionInstant,
+    /// A pidfd for the peer's process, opened at accept time. It keeps
+    /// naming that process (not whoever gets its pid next), so after the
+    /// attestation it tells whether the caller is still the process that
+    /// was attested. `None` if the process was already gone, or the kernel
+    /// has no pidfds (before 5.3: the start-time check alone remains).
+    pub pidfd: Option<Arc<OwnedFd>>,
+}
+
+impl ConnectionInfo {
+    /// Whether the process that connected has exited, as far as its pidfd
+    /// tells (a pidfd becomes readable when its process exits). `None`
+    /// when there is no pidfd to ask.
+    pub fn peer_exited(&self) -> Option<bool> {
+        let pidfd = self.pidfd.as_ref()?;
+        let mut fds = [rustix::event::PollFd::new(
+            pidfd.as_ref(),
+            rustix::event::PollFlags::IN,
+        )];
+        let zero = rustix::time::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        match rustix::event::poll(&mut fds, Some(&zero)) {
+            Ok(ready) => Some(ready > 0),
+            Err(_) => None,
+        }
+    }
 }
 
 /// An accepted Workload API connection.
@@ -35,7 +65,7 @@ impl Connected for WorkloadConnection {
     type ConnectInfo = ConnectionInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
-        self.info
+        self.info.clone()
     }
 }
 
@@ -123,9 +153,14 @@ pub fn incoming(listener: UnixListener) -> ReceiverStream<io::Result<WorkloadCon
                             None
                         }
                     };
+                    let pidfd = peer.and_then(|p| peer_pidfd(p.pid));
                     let connection = WorkloadConnection {
                         stream,
-                        info: ConnectionInfo { peer, accepted_at },
+                        info: ConnectionInfo {
+                            peer,
+                            accepted_at,
+                            pidfd,
+                        },
                     };
                     if tx.send(Ok(connection)).await.is_err() {
                         return;
@@ -139,4 +174,17 @@ pub fn incoming(listener: UnixListener) -> ReceiverStream<io::Result<WorkloadCon
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// A pidfd for `pid`, or `None` if the process is gone or pidfds are
+/// unsupported.
+fn peer_pidfd(pid: i32) -> Option<Arc<OwnedFd>> {
+    let pid = rustix::process::Pid::from_raw(pid)?;
+    match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => Some(Arc::new(fd)),
+        Err(e) => {
+            tracing::debug!(pid = pid.as_raw_nonzero().get(), error = %e, "no pidfd for the Workload API peer");
+            None
+        }
+    }
 }

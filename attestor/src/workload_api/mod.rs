@@ -60,14 +60,32 @@ impl WorkloadApi {
         let info = request
             .extensions()
             .get::<ConnectionInfo>()
-            .copied()
+            .cloned()
             .ok_or(WorkloadApiError::NoIdentity)?;
         let peer = info.peer.ok_or(WorkloadApiError::NoIdentity)?;
         let attestor = Arc::clone(&self.attestor);
+        let accepted_at = info.accepted_at;
         let attested =
-            tokio::task::spawn_blocking(move || attestor.attest(peer, info.accepted_at)).await;
+            tokio::task::spawn_blocking(move || attestor.attest(peer, accepted_at)).await;
         match attested {
-            Ok(Ok(selectors)) => Ok(selectors),
+            Ok(Ok(selectors)) => {
+                // What /proc described must still be the process that
+                // connected: if that process has exited, its pid may now
+                // name another one, whose selectors were just read.
+                match (info.pidfd.is_some(), info.peer_exited()) {
+                    (true, Some(false)) => Ok(selectors),
+                    (false, _) if pidfds_unsupported() => Ok(selectors),
+                    _ => {
+                        tracing::warn!(
+                            pid = peer.pid,
+                            uid = peer.uid,
+                            "workload attestation failed: pid {} no longer names the caller: the process that connected has exited",
+                            peer.pid
+                        );
+                        Err(WorkloadApiError::NoIdentity)
+                    }
+                }
+            }
             Ok(Err(e)) => {
                 tracing::warn!(pid = peer.pid, uid = peer.uid, error = %e, "workload attestation failed");
                 Err(WorkloadApiError::NoIdentity)
@@ -135,6 +153,19 @@ impl WorkloadApi {
         });
         Box::pin(ReceiverStream::new(rx))
     }
+}
+
+/// Whether this kernel lacks `pidfd_open` (before Linux 5.3), in which case
+/// the start-time check is the only PID-reuse guard.
+fn pidfds_unsupported() -> bool {
+    static UNSUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *UNSUPPORTED.get_or_init(|| {
+        let me = rustix::process::getpid();
+        matches!(
+            rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty()),
+            Err(rustix::io::Errno::NOSYS)
+        )
+    })
 }
 
 /// The X509-SVIDs of the caller's entries that have a valid SVID.
