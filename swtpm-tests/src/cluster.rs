@@ -55,10 +55,17 @@ pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("ROOTMARK_BIN_DIR") {
         return PathBuf::from(dir);
     }
-    // target/debug/deps/<test binary> → target/debug
+    // A test runs from target/<profile>/deps/, a binary from target/<profile>/.
     std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent()?.parent().map(Path::to_path_buf))
+        .and_then(|exe| {
+            let dir = exe.parent()?;
+            if dir.file_name().is_some_and(|n| n == "deps") {
+                dir.parent().map(Path::to_path_buf)
+            } else {
+                Some(dir.to_path_buf())
+            }
+        })
         .unwrap_or_else(|| PathBuf::from("target/debug"))
 }
 
@@ -190,6 +197,11 @@ impl Cluster {
             socket.exists().then_some(())
         })?;
         Ok(())
+    }
+
+    /// The attestor's pid, while it runs.
+    pub fn attestor_pid(&self) -> Option<u32> {
+        self.attestor.as_ref().map(Child::id)
     }
 
     /// Stops the attestor (SIGKILL: as abrupt as a crash).

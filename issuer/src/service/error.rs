@@ -54,9 +54,6 @@ pub enum ServiceError {
         /// Most pending attestations.
         limit: usize,
     },
-    /// A protocol feature this issuer does not implement yet.
-    #[error("{0} is not supported by this issuer yet")]
-    Unsupported(&'static str),
     /// The datastore failed.
     #[error("datastore: {0}")]
     Store(#[from] crate::store::StoreError),

@@ -348,11 +348,6 @@ impl Inner {
     ) -> Result<pb::AttestResult, ServiceError> {
         let hello = match self.next(&mut inbound, "hello").await? {
             pb::attest_request::Step::Hello(hello) => hello,
-            pb::attest_request::Step::Renew(_) => {
-                return Err(ServiceError::Unsupported(
-                    "renew (send a full hello with a fresh quote instead)",
-                ));
-            }
             pb::attest_request::Step::ChallengeResponse(_) => {
                 return Err(ServiceError::protocol(
                     "hello",

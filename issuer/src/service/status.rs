@@ -17,7 +17,6 @@ impl From<ServiceError> for Status {
             ServiceError::Timeout { .. } => Code::DeadlineExceeded,
             ServiceError::Refused { .. } | ServiceError::Banned { .. } => Code::PermissionDenied,
             ServiceError::RateLimited { .. } | ServiceError::Busy { .. } => Code::ResourceExhausted,
-            ServiceError::Unsupported(_) => Code::Unimplemented,
             ServiceError::Unauthenticated(_) => Code::Unauthenticated,
             ServiceError::NodeNotAttested { .. } | ServiceError::EntryNotMatching { .. } => {
                 Code::PermissionDenied

@@ -3,7 +3,7 @@
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AttestRequest {
     /// Which protocol step this message is.
-    #[prost(oneof = "attest_request::Step", tags = "1, 2, 3")]
+    #[prost(oneof = "attest_request::Step", tags = "1, 2")]
     pub step: ::core::option::Option<attest_request::Step>,
 }
 /// Nested message and enum types in `AttestRequest`.
@@ -17,9 +17,6 @@ pub mod attest_request {
         /// Answers the issuer's `Challenge`. Must be the second message.
         #[prost(message, tag = "2")]
         ChallengeResponse(super::ChallengeResponse),
-        /// Opens a renewal instead of `hello`. Must be the first message.
-        #[prost(message, tag = "3")]
-        Renew(super::Renew),
     }
 }
 /// A message from the issuer to the attestor.
@@ -34,7 +31,7 @@ pub mod attest_response {
     /// Which protocol step this message is.
     #[derive(Clone, PartialEq, ::prost::Oneof)]
     pub enum Step {
-        /// Sent after `Hello` or `Renew` passed the issuer's first checks.
+        /// Sent after `Hello` passed the issuer's first checks.
         #[prost(message, tag = "1")]
         Challenge(super::Challenge),
         /// Sent after the `ChallengeResponse` was verified; the last message.
@@ -98,12 +95,12 @@ pub struct Challenge {
     /// The credential blob, `TPM2B_ID_OBJECT`, from MakeCredential (done in
     /// software by the issuer) over the AK's name and a fresh secret: the
     /// integrity HMAC and the encrypted identity. Input of
-    /// `TPM2_ActivateCredential`. Empty in a renewal.
+    /// `TPM2_ActivateCredential`.
     #[prost(bytes = "vec", tag = "1")]
     pub credential_blob: ::prost::alloc::vec::Vec<u8>,
     /// The seed encrypted to the EK, `TPM2B_ENCRYPTED_SECRET`: RSA-OAEP with
     /// label "IDENTITY" for an RSA EK, or an ephemeral ECC point for an ECC EK.
-    /// Input of `TPM2_ActivateCredential`. Empty in a renewal.
+    /// Input of `TPM2_ActivateCredential`.
     #[prost(bytes = "vec", tag = "2")]
     pub encrypted_secret: ::prost::alloc::vec::Vec<u8>,
     /// Fresh random bytes (32) to be used verbatim as the qualifyingData of
@@ -124,8 +121,7 @@ pub struct Challenge {
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ChallengeResponse {
     /// The secret recovered by `TPM2_ActivateCredential` (the bare digest, without
-    /// a size prefix). Proves that the AK lives in the same TPM as the EK. Empty
-    /// in a renewal.
+    /// a size prefix). Proves that the AK lives in the same TPM as the EK.
     #[prost(bytes = "vec", tag = "1")]
     pub activated_secret: ::prost::alloc::vec::Vec<u8>,
     /// `TPMS_ATTEST` from `TPM2_Quote` by the AK over `Challenge.pcr_selection`
@@ -149,21 +145,6 @@ pub struct ChallengeResponse {
     /// none.
     #[prost(bytes = "vec", tag = "5")]
     pub event_log: ::prost::alloc::vec::Vec<u8>,
-}
-/// First step of a renewal, by an attestor that holds a node SVID and whose AK
-/// has not changed since its last successful attestation. The issuer answers
-/// with a `Challenge` that has no credential to activate.
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct Renew {
-    /// The AK's name: the 2-byte nameAlg (`TPMI_ALG_HASH`) followed by the digest
-    /// of the AK's `TPMT_PUBLIC`, as in a `TPM2B_NAME` without its size prefix.
-    /// Must be the AK of the node's last successful attestation.
-    #[prost(bytes = "vec", tag = "1")]
-    pub ak_name: ::prost::alloc::vec::Vec<u8>,
-    /// The node key's public area, `TPM2B_PUBLIC`. Must be the node key of the
-    /// node's last successful attestation.
-    #[prost(bytes = "vec", tag = "2")]
-    pub node_key_public: ::prost::alloc::vec::Vec<u8>,
 }
 /// Last step, from the issuer: the node's identity.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -349,13 +330,12 @@ pub mod node_attestation_client {
         }
         /// One attestation as a single bidirectional stream.
         ///
-        /// First attestation: attestor `Hello`, issuer `Challenge` (with credential
-        /// activation), attestor `ChallengeResponse`, issuer `AttestResult`.
+        /// Attestor `Hello`, issuer `Challenge` (with credential activation),
+        /// attestor `ChallengeResponse`, issuer `AttestResult`.
         ///
-        /// Renewal of a still-valid node SVID: attestor `Renew`, issuer `Challenge`
-        /// (nonce and PCR selection only: activation is skipped while the AK is
-        /// unchanged), attestor `ChallengeResponse` (fresh quote), issuer
-        /// `AttestResult`.
+        /// Renewal of the node SVID is the same exchange with a fresh nonce: a
+        /// fresh quote, and the AK proven again to live in the same TPM as the EK
+        /// (the issuer keeps no AK it would have to trust between attestations).
         ///
         /// The issuer then closes the stream with status OK. Any failure (bad
         /// request, failed verification, expired nonce, banned node, policy not
@@ -408,13 +388,12 @@ pub mod node_attestation_server {
             + 'static;
         /// One attestation as a single bidirectional stream.
         ///
-        /// First attestation: attestor `Hello`, issuer `Challenge` (with credential
-        /// activation), attestor `ChallengeResponse`, issuer `AttestResult`.
+        /// Attestor `Hello`, issuer `Challenge` (with credential activation),
+        /// attestor `ChallengeResponse`, issuer `AttestResult`.
         ///
-        /// Renewal of a still-valid node SVID: attestor `Renew`, issuer `Challenge`
-        /// (nonce and PCR selection only: activation is skipped while the AK is
-        /// unchanged), attestor `ChallengeResponse` (fresh quote), issuer
-        /// `AttestResult`.
+        /// Renewal of the node SVID is the same exchange with a fresh nonce: a
+        /// fresh quote, and the AK proven again to live in the same TPM as the EK
+        /// (the issuer keeps no AK it would have to trust between attestations).
         ///
         /// The issuer then closes the stream with status OK. Any failure (bad
         /// request, failed verification, expired nonce, banned node, policy not
