@@ -340,20 +340,18 @@ async fn a_20_second_svid_rotates_under_a_60_second_connection_loop_without_a_fa
 }
 
 /// Runs the example binaries (`cargo build --examples` puts them in
-/// `target/debug/examples`); skipped, loudly, when they are not built.
+/// `target/debug/examples`, which `./dev/test` builds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_binaries_talk_mtls_and_refuse_unauthorized_peers() {
     let examples = bin_dir().join("examples");
     let server_bin = examples.join("mtls-server");
     let client_bin = examples.join("mtls-client");
-    if !server_bin.exists() || !client_bin.exists() {
-        eprintln!(
-            "SKIPPED: {} or {} is not built (cargo build --workspace --bins --examples)",
-            server_bin.display(),
-            client_bin.display()
-        );
-        return;
-    }
+    assert!(
+        server_bin.exists() && client_bin.exists(),
+        "{} or {} is not built: run `cargo build --workspace --bins --examples` (./dev/test does)",
+        server_bin.display(),
+        client_bin.display()
+    );
     let cluster = cluster_serving_me(&[]);
     // Wait until the attestor serves us (the examples wait too, but the
     // check below should not count attestation time).

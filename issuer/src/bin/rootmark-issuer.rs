@@ -746,6 +746,11 @@ mod issuer {
         parts.x509_ttl = config.svid.x509_ttl.0;
         parts.jwt_ttl = config.svid.jwt_ttl.0;
         let issuance = IssuanceService::new(parts);
+        let rotation = rootmark_issuer::ca::schedule::rotate_forever(
+            Arc::clone(service.ca()),
+            Arc::clone(&jwt),
+            rootmark_issuer::ca::schedule::ROTATION_CHECK_PERIOD,
+        );
         let admin = AdminService::new(store, Arc::clone(service.ca()), jwt, config.admin_uid);
         let socket = AdminSocket::bind(&config.admin_socket, config.admin_uid)?;
         tracing::info!(
@@ -767,6 +772,7 @@ mod issuer {
             () = socket.serve(Arc::new(admin)) => {
                 bail!("the admin socket stopped unexpectedly");
             }
+            () = rotation => bail!("the key rotation task stopped unexpectedly"),
             _ = sigterm.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = sigint.recv() => tracing::info!("SIGINT: shutting down"),
         }

@@ -34,6 +34,7 @@ pub(crate) mod der;
 mod jwt;
 pub mod keys;
 mod rotation;
+pub mod schedule;
 mod workload;
 mod x509;
 
