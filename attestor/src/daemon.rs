@@ -98,9 +98,15 @@ impl Daemon {
             source,
         })?;
         let service = WorkloadApi::new(Arc::clone(&agent), workload_attestor).into_service();
+        // Reflection lets grpcurl and friends discover the API on the socket.
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(rootmark_proto::workload::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| DaemonError::Server(format!("gRPC reflection: {e}")))?;
         let server = tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(reflection)
                 .serve_with_incoming(incoming(listener)),
         );
         tracing::info!(socket = %config.socket_path.display(), "Workload API listening");
@@ -249,14 +255,33 @@ pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     Ok(certs)
 }
 
-/// Raises the soft open-file limit to the hard limit: every Workload API
+/// Raises the open-file limit as far as allowed: every Workload API
 /// connection holds a socket and a pidfd, and a host can have thousands of
-/// watching workloads.
+/// watching workloads. With CAP_SYS_RESOURCE (root) the hard limit goes up
+/// to the kernel's `fs.nr_open`; otherwise the soft limit goes up to the
+/// hard one (raise it with `LimitNOFILE=` in the unit).
 fn raise_open_file_limit() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    if let Some(ceiling) = ceiling
+        && limit.maximum.is_some_and(|max| max < ceiling)
+        && setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(ceiling),
+                maximum: Some(ceiling),
+            },
+        )
+        .is_ok()
+    {
+        tracing::debug!(limit = ceiling, "raised the open-file limit to fs.nr_open");
+        return;
+    }
     if limit.current != limit.maximum {
-        let raised = rustix::process::Rlimit {
+        let raised = Rlimit {
             current: limit.maximum,
             maximum: limit.maximum,
         };

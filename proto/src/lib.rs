@@ -53,6 +53,10 @@ pub use tonic;
 )]
 pub mod workload {
     include!("gen/workload.rs");
+
+    /// The encoded `FileDescriptorSet` of `workload.proto` and its imports,
+    /// for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("gen/workload_descriptor.bin");
 }
 
 /// Rootmark's own node protocols, one module per package version.

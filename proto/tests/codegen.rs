@@ -39,7 +39,12 @@ const PROTO_FILES: &[&str] = &[
 const OUTPUTS: &[(&str, &str)] = &[
     ("_.rs", "workload.rs"),
     ("rootmark.node.v1.rs", "rootmark.node.v1.rs"),
+    ("workload_descriptor.bin", "workload_descriptor.bin"),
 ];
+
+/// The encoded `FileDescriptorSet` of the Workload API (with its imports),
+/// which the attestor serves through gRPC server reflection.
+const WORKLOAD_DESCRIPTOR: &str = "workload_descriptor.bin";
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -67,6 +72,14 @@ fn generate(out_dir: &Path) {
         .out_dir(out_dir)
         .compile_fds_with_config(fds, config)
         .unwrap_or_else(|e| panic!("generating Rust code failed: {e}"));
+
+    let workload = protox::compile(["workload.proto"], [&proto_dir])
+        .unwrap_or_else(|e| panic!("compiling workload.proto failed: {e:?}"));
+    fs::write(
+        out_dir.join(WORKLOAD_DESCRIPTOR),
+        prost::Message::encode_to_vec(&workload),
+    )
+    .expect("write the workload descriptor set");
 }
 
 fn read_generated(dir: &Path) -> Vec<(String, Vec<u8>)> {

@@ -185,3 +185,56 @@ async fn a_call_without_the_security_header_is_invalid_argument() {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_reflection_lists_and_describes_the_workload_api() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let cluster = cluster_serving_me(&DevEnvOptions::default(), &[]);
+    let path = cluster.env().socket();
+    let channel = tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(path).await?,
+                ))
+            }
+        }))
+        .await
+        .unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let requests = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol("SpiffeWorkloadAPI".to_owned()),
+    ]
+    .map(|message| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(message),
+    });
+    let mut answers = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    match answers.message().await.unwrap().unwrap().message_response {
+        Some(MessageResponse::ListServicesResponse(list)) => {
+            let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+            assert!(names.contains(&"SpiffeWorkloadAPI"), "{names:?}");
+        }
+        other => panic!("expected a service list, got {other:?}"),
+    }
+    match answers.message().await.unwrap().unwrap().message_response {
+        Some(MessageResponse::FileDescriptorResponse(files)) => {
+            let text = String::from_utf8_lossy(&files.file_descriptor_proto.concat()).into_owned();
+            assert!(
+                text.contains("FetchX509SVID"),
+                "the descriptor names the RPCs"
+            );
+        }
+        other => panic!("expected a file descriptor, got {other:?}"),
+    }
+}

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
@@ -25,33 +25,105 @@ pub struct ConnectionInfo {
     pub peer: Option<PeerCredentials>,
     /// When the connection was accepted (for the PID-reuse guard).
     pub accepted_at: ConnectionInstant,
-    /// A pidfd for the peer's process, opened at accept time. It keeps
-    /// naming that process (not whoever gets its pid next), so after the
-    /// attestation it tells whether the caller is still the process that
-    /// was attested. `None` if the process was already gone, or the kernel
-    /// has no pidfds (before 5.3: the start-time check alone remains).
-    pub pidfd: Option<Arc<OwnedFd>>,
+    /// Whether the process that connected is still the one at its pid.
+    pub process: Option<Arc<PeerProcess>>,
 }
 
-impl ConnectionInfo {
-    /// Whether the process that connected has exited, as far as its pidfd
-    /// tells (a pidfd becomes readable when its process exits). `None`
-    /// when there is no pidfd to ask.
-    pub fn peer_exited(&self) -> Option<bool> {
-        let pidfd = self.pidfd.as_ref()?;
-        let mut fds = [rustix::event::PollFd::new(
-            pidfd.as_ref(),
-            rustix::event::PollFlags::IN,
-        )];
-        let zero = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
+/// Tracks the process that connected, so that after reading `/proc/<pid>`
+/// the attestor can tell whether the pid still names that process.
+///
+/// A pidfd opened at accept time keeps naming the connecting process, not
+/// whoever gets its pid next. It is only needed until the clock has moved
+/// a couple of ticks past the accept: once the process is seen alive then,
+/// any process that later takes its pid started after the connection and
+/// is refused by the start-time check. So the pidfd is closed after
+/// [`SETTLE_AFTER`], and a connection costs one file descriptor, not two,
+/// while it idles.
+#[derive(Debug)]
+pub struct PeerProcess {
+    state: Mutex<PeerState>,
+}
+
+#[derive(Debug)]
+enum PeerState {
+    /// A pidfd for the connecting process, not yet settled.
+    Watching(OwnedFd),
+    /// Seen alive at least [`SETTLE_AFTER`] after the accept.
+    Verified,
+    /// Gone: nothing on this connection is that process any more.
+    Gone,
+    /// No pidfd (kernel before 5.3): the start-time check alone applies.
+    Unknown,
+}
+
+/// How long after the accept the pidfd is kept: two clock ticks (USER_HZ is
+/// 100 on Linux) and a margin.
+pub const SETTLE_AFTER: std::time::Duration = std::time::Duration::from_millis(25);
+
+impl PeerProcess {
+    fn open(pid: i32) -> Self {
+        let state = match rustix::process::Pid::from_raw(pid) {
+            None => PeerState::Gone,
+            Some(pid) => {
+                match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+                    Ok(fd) => PeerState::Watching(fd),
+                    Err(rustix::io::Errno::SRCH) => PeerState::Gone,
+                    Err(rustix::io::Errno::NOSYS) => PeerState::Unknown,
+                    Err(e) => {
+                        tracing::warn!(pid = pid.as_raw_nonzero().get(), error = %e, "no pidfd for the Workload API peer; it gets no identity");
+                        PeerState::Gone
+                    }
+                }
+            }
         };
-        match rustix::event::poll(&mut fds, Some(&zero)) {
-            Ok(ready) => Some(ready > 0),
-            Err(_) => None,
+        PeerProcess {
+            state: Mutex::new(state),
         }
     }
+
+    /// Whether the connecting process still lives: `Some(true)` or
+    /// `Some(false)`, or `None` when this kernel cannot tell.
+    pub fn still_alive(&self) -> Option<bool> {
+        let state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*state {
+            PeerState::Watching(fd) => Some(!exited(fd)),
+            PeerState::Verified => Some(true),
+            PeerState::Gone => Some(false),
+            PeerState::Unknown => None,
+        }
+    }
+
+    /// Closes the pidfd once it is no longer needed (see the type docs).
+    fn settle(&self) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let PeerState::Watching(fd) = &*state {
+            *state = if exited(fd) {
+                PeerState::Gone
+            } else {
+                PeerState::Verified
+            };
+        }
+    }
+}
+
+/// Whether the process behind `pidfd` has exited (a pidfd becomes readable
+/// then). An error counts as exited: fail closed.
+fn exited(pidfd: &OwnedFd) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        pidfd,
+        rustix::event::PollFlags::IN,
+    )];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::event::poll(&mut fds, Some(&zero)).map_or(true, |ready| ready > 0)
 }
 
 /// An accepted Workload API connection.
@@ -153,13 +225,20 @@ pub fn incoming(listener: UnixListener) -> ReceiverStream<io::Result<WorkloadCon
                             None
                         }
                     };
-                    let pidfd = peer.and_then(|p| peer_pidfd(p.pid));
+                    let process = peer.map(|p| Arc::new(PeerProcess::open(p.pid)));
+                    if let Some(process) = &process {
+                        let process = Arc::clone(process);
+                        tokio::spawn(async move {
+                            tokio::time::sleep(SETTLE_AFTER).await;
+                            process.settle();
+                        });
+                    }
                     let connection = WorkloadConnection {
                         stream,
                         info: ConnectionInfo {
                             peer,
                             accepted_at,
-                            pidfd,
+                            process,
                         },
                     };
                     if tx.send(Ok(connection)).await.is_err() {
@@ -174,17 +253,4 @@ pub fn incoming(listener: UnixListener) -> ReceiverStream<io::Result<WorkloadCon
         }
     });
     ReceiverStream::new(rx)
-}
-
-/// A pidfd for `pid`, or `None` if the process is gone or pidfds are
-/// unsupported.
-fn peer_pidfd(pid: i32) -> Option<Arc<OwnedFd>> {
-    let pid = rustix::process::Pid::from_raw(pid)?;
-    match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
-        Ok(fd) => Some(Arc::new(fd)),
-        Err(e) => {
-            tracing::debug!(pid = pid.as_raw_nonzero().get(), error = %e, "no pidfd for the Workload API peer");
-            None
-        }
-    }
 }

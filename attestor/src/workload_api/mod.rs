@@ -4,6 +4,7 @@
 
 pub mod connection;
 mod status;
+mod watch;
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -16,13 +17,12 @@ use rootmark_proto::workload::spiffe_workload_api_server::{
 };
 use rootmark_sdk::jwt::{JwtBundle, claims_to_struct, validate_jwt_svid};
 use rootmark_sdk::{TrustDomain, WORKLOAD_API_SECURITY_HEADER};
-use tokio::sync::mpsc;
 use tokio_stream::Stream;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 pub use connection::{ConnectionInfo, WorkloadConnection, bind, incoming};
 pub use status::WorkloadApiError;
+use watch::SnapshotStream;
 
 use crate::agent::Agent;
 use crate::cache::state::{Entry, Readiness, Snapshot};
@@ -72,9 +72,10 @@ impl WorkloadApi {
                 // What /proc described must still be the process that
                 // connected: if that process has exited, its pid may now
                 // name another one, whose selectors were just read.
-                match (info.pidfd.is_some(), info.peer_exited()) {
-                    (true, Some(false)) => Ok(selectors),
-                    (false, _) if pidfds_unsupported() => Ok(selectors),
+                match info.process.as_ref().map(|p| p.still_alive()) {
+                    Some(Some(true)) => Ok(selectors),
+                    // Before Linux 5.3 the start-time check is the guard.
+                    Some(None) => Ok(selectors),
                     _ => {
                         tracing::warn!(
                             pid = peer.pid,
@@ -122,50 +123,11 @@ impl WorkloadApi {
     /// an error ends the stream with that status.
     fn watch<T, F>(&self, build: F) -> ResponseStream<T>
     where
-        T: PartialEq + Clone + Send + 'static,
-        F: Fn(&Snapshot) -> Result<T, WorkloadApiError> + Send + 'static,
+        T: prost::Message + Send + 'static,
+        F: Fn(&Snapshot) -> Result<T, WorkloadApiError> + Send + Unpin + 'static,
     {
-        let (tx, rx) = mpsc::channel::<Result<T, Status>>(4);
-        let mut changes = self.agent.subscribe();
-        tokio::spawn(async move {
-            let mut last: Option<T> = None;
-            loop {
-                let snapshot = changes.borrow_and_update().clone();
-                match build(&snapshot) {
-                    Ok(message) => {
-                        if last.as_ref() != Some(&message) {
-                            if tx.send(Ok(message.clone())).await.is_err() {
-                                return;
-                            }
-                            last = Some(message);
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.into())).await;
-                        return;
-                    }
-                }
-                tokio::select! {
-                    changed = changes.changed() => if changed.is_err() { return },
-                    () = tx.closed() => return,
-                }
-            }
-        });
-        Box::pin(ReceiverStream::new(rx))
+        Box::pin(SnapshotStream::new(self.agent.subscribe(), build))
     }
-}
-
-/// Whether this kernel lacks `pidfd_open` (before Linux 5.3), in which case
-/// the start-time check is the only PID-reuse guard.
-fn pidfds_unsupported() -> bool {
-    static UNSUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *UNSUPPORTED.get_or_init(|| {
-        let me = rustix::process::getpid();
-        matches!(
-            rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty()),
-            Err(rustix::io::Errno::NOSYS)
-        )
-    })
 }
 
 /// The X509-SVIDs of the caller's entries that have a valid SVID.

@@ -29,6 +29,7 @@ struct Args {
     seconds: u64,
     interval_ms: u64,
     streams: usize,
+    streams_per_connection: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -37,6 +38,7 @@ fn parse_args() -> anyhow::Result<Args> {
         seconds: 20,
         interval_ms: 500,
         streams: 10_000,
+        streams_per_connection: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,9 +53,13 @@ fn parse_args() -> anyhow::Result<Args> {
             "--seconds" => args.seconds = value()?,
             "--interval-ms" => args.interval_ms = value()?,
             "--streams" => args.streams = usize::try_from(value()?)?,
+            "--streams-per-connection" => {
+                args.streams_per_connection = usize::try_from(value()?)?.max(1);
+            }
             "-h" | "--help" => {
                 println!(
-                    "Usage: workload-load [--clients N (1000)] [--seconds S (20)] [--interval-ms MS (500)] [--streams N (10000)]\n\n\
+                    "Usage: workload-load [--clients N (1000)] [--seconds S (20)] [--interval-ms MS (500)] [--streams N (10000)]\n\
+                     [--streams-per-connection N (1: every stream on its own connection, like separate workloads)]\n\n\
                      Starts swtpm + rootmark-issuer + rootmark-attestor (binaries next to this one), then measures\n\
                      FetchX509SVID latency with N concurrent clients and the attestor's RSS idle and with N open streams."
                 );
@@ -108,16 +114,33 @@ async fn fetch_once(client: &mut SpiffeWorkloadApiClient<Channel>) -> anyhow::Re
     Ok(start.elapsed())
 }
 
+/// Each client holds a connection: raise the open-file limit (to
+/// `fs.nr_open` when allowed, else to the hard limit).
 fn raise_nofile() {
-    use rustix::process::{Resource, getrlimit, setrlimit};
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
-    let _ = setrlimit(
-        Resource::Nofile,
-        rustix::process::Rlimit {
-            current: limit.maximum,
-            maximum: limit.maximum,
-        },
-    );
+    let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    let raised = ceiling.is_some_and(|c| {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(c),
+                maximum: Some(c),
+            },
+        )
+        .is_ok()
+    });
+    if !raised {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -211,17 +234,35 @@ async fn main() -> anyhow::Result<()> {
     // Phase 2: idle streams.
     eprintln!("==> opening {} idle FetchX509SVID streams", args.streams);
     let mut held = Vec::with_capacity(args.streams);
-    for _ in 0..args.streams {
-        let mut client = connect(socket.clone()).await?;
-        let mut stream = client.fetch_x509svid(request()).await?.into_inner();
-        stream.message().await?.context("stream ended")?;
-        held.push((client, stream));
+    let mut shared: Option<SpiffeWorkloadApiClient<Channel>> = None;
+    for i in 0..args.streams {
+        if i % args.streams_per_connection == 0 {
+            shared = None;
+        }
+        let opened = async {
+            let mut client = match &shared {
+                Some(client) => client.clone(),
+                None => connect(socket.clone()).await?,
+            };
+            let mut stream = client.fetch_x509svid(request()).await?.into_inner();
+            stream.message().await?.context("stream ended")?;
+            anyhow::Ok((client, stream))
+        }
+        .await;
+        if let Ok((client, _)) = &opened {
+            shared.get_or_insert_with(|| client.clone());
+        }
+        match opened {
+            Ok(pair) => held.push(pair),
+            Err(e) => bail!("stream {i} failed: {e:#}{}", cluster.log_tails()),
+        }
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let with_streams = rss_kib(pid)?;
     println!(
-        "attestor RSS with {} open streams: {:.1} MiB",
+        "attestor RSS with {} open streams ({} per connection): {:.1} MiB",
         held.len(),
+        args.streams_per_connection,
         with_streams as f64 / 1024.0
     );
     drop(held);
