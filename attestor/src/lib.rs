@@ -11,6 +11,8 @@ pub mod cache;
 pub mod config;
 pub mod daemon;
 pub mod eventlog;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod node;
 pub mod tpm;
 pub mod workload;

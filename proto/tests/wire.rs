@@ -164,13 +164,10 @@ fn node_messages_encode_as_documented() {
     let expected = cat(&[&[0x0a, hello.len() as u8], &hello]);
     assert_eq!(request.encode_to_vec(), expected);
 
-    let renew = node::AttestRequest {
-        step: Some(node::attest_request::Step::Renew(node::Renew {
-            ak_name: vec![0x00, 0x0b],
-            node_key_public: vec![],
-        })),
-    };
-    assert_eq!(renew.encode_to_vec(), [0x1a, 4, 0x0a, 2, 0x00, 0x0b]);
+    // Field 3 was `Renew` and is reserved: an old peer's renew decodes as
+    // no step at all, never as another arm.
+    let retired = node::AttestRequest::decode(&[0x1a_u8, 4, 0x0a, 2, 0x00, 0x0b][..]).unwrap();
+    assert_eq!(retired.step, None);
 
     let bank = node::PcrBank {
         hash: node::HashAlgorithm::Sha256.into(),
@@ -425,7 +422,7 @@ impl node::node_attestation_server::NodeAttestation for ScriptedIssuer {
                     spiffe_id: format!("quoted {} bytes", response.quote_attest.len()),
                     ..Default::default()
                 }),
-                Some(Req::Renew(_)) | None => {
+                None => {
                     return Err(Status::invalid_argument("unexpected step"));
                 }
             };

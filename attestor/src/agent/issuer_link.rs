@@ -227,6 +227,13 @@ mod tests {
             d2 >= Duration::from_millis(100) && d2 <= Duration::from_millis(200),
             "{d2:?}"
         );
+        let d3 = b.next_delay();
+        assert!(
+            d3 >= Duration::from_millis(200) && d3 <= Duration::from_millis(400),
+            "{d3:?}"
+        );
+        // From the fourth retry on, 800 ms and then the 1 s cap.
+        b.next_delay();
         for _ in 0..20 {
             let d = b.next_delay();
             assert!(

@@ -43,9 +43,9 @@
 //! [`WorkloadAttestorConfig::max_exe_bytes`]): call it from
 //! `tokio::task::spawn_blocking`.
 
-mod process;
-mod selectors;
-mod users;
+pub(crate) mod process;
+pub(crate) mod selectors;
+pub(crate) mod users;
 
 #[cfg(test)]
 mod tests;
