@@ -24,8 +24,7 @@ pub async fn rotate_forever(x509: Arc<X509Authority>, jwt: Arc<JwtAuthority>, pe
         ticker.tick().await;
         let x509 = Arc::clone(&x509);
         let jwt = Arc::clone(&jwt);
-        let checked =
-            tokio::task::spawn_blocking(move || (x509.rotate(), jwt.rotate())).await;
+        let checked = tokio::task::spawn_blocking(move || (x509.rotate(), jwt.rotate())).await;
         match checked {
             Ok((x509_report, jwt_report)) => {
                 log("x509 CA", x509_report);
