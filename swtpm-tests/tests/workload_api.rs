@@ -238,3 +238,34 @@ async fn grpc_reflection_lists_and_describes_the_workload_api() {
         other => panic!("expected a file descriptor, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_entry_withdraws_the_identity_from_an_open_stream() {
+    let mut cluster = Cluster::start(&DevEnvOptions::default()).unwrap();
+    let entry = cluster.register(ME, &[&my_uid_selector()], &[]).unwrap();
+    cluster.start_attestor().unwrap();
+    let client = client(&cluster).await;
+    first_svid(&client, &cluster).await;
+    let mut stream = client.stream_x509_contexts().await.unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(first.default_svid().unwrap().spiffe_id().to_string(), ME);
+
+    cluster.admin(&["entry", "delete", &entry]).unwrap();
+    // The open stream is told at once: it ends with "no identity issued".
+    let next = tokio::time::timeout(Duration::from_secs(15), stream.next())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "the stream never heard of the deletion{}",
+                cluster.log_tails()
+            )
+        });
+    match next {
+        Some(Err(WorkloadApiError::NoIdentityIssued)) => {}
+        Some(other) => panic!("expected the identity to be withdrawn, got {other:?}"),
+    }
+    assert!(matches!(
+        client.fetch_x509_svid().await,
+        Err(WorkloadApiError::NoIdentityIssued)
+    ));
+}
