@@ -263,6 +263,7 @@ async fn deleting_the_entry_withdraws_the_identity_from_an_open_stream() {
     match next {
         Some(Err(WorkloadApiError::NoIdentityIssued)) => {}
         Some(other) => panic!("expected the identity to be withdrawn, got {other:?}"),
+        None => panic!("the stream ended without saying why"),
     }
     assert!(matches!(
         client.fetch_x509_svid().await,
