@@ -76,6 +76,8 @@
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub mod jwt;
 pub mod source;
