@@ -163,11 +163,11 @@ impl Snapshot {
 
     /// The entries whose workload selectors are all among `selectors`, with
     /// their current SVID if they have a valid one, sorted by entry id.
-    pub fn matching<'a>(
-        &'a self,
+    pub fn matching(
+        &self,
         has_selector: impl Fn(&str) -> bool,
         now: SystemTime,
-    ) -> Vec<(&'a Entry, Option<&'a HeldX509Svid>)> {
+    ) -> Vec<(&Entry, Option<&HeldX509Svid>)> {
         self.entries
             .values()
             .filter(|entry| entry.selectors.iter().all(|s| has_selector(s)))
@@ -292,8 +292,10 @@ mod tests {
 
     #[test]
     fn snapshot_round_trips_through_json() {
-        let mut snap = Snapshot::default();
-        snap.readiness = Readiness::Ready;
+        let mut snap = Snapshot {
+            readiness: Readiness::Ready,
+            ..Snapshot::default()
+        };
         snap.entries.insert("a".into(), entry("a", &["unix:uid:0"]));
         snap.svids.insert("a".into(), svid("a", 5));
         snap.bundle = Some(Bundle {

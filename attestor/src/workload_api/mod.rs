@@ -109,9 +109,9 @@ impl WorkloadApi {
             Readiness::Ready => {}
         }
         let entries: Vec<&Entry> = snapshot
-            .entries
-            .values()
-            .filter(|e| selectors.contains_all(&e.selectors))
+            .matching(|s| selectors.contains(s), SystemTime::now())
+            .into_iter()
+            .map(|(entry, _)| entry)
             .collect();
         if entries.is_empty() {
             return Err(WorkloadApiError::NoIdentity);
