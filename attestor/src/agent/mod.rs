@@ -129,6 +129,9 @@ impl Agent {
             match attestor.attest(&bundle).await {
                 Ok(identity) => {
                     backoff.reset();
+                    // A key replaced on the way to this success is the key
+                    // this identity certifies: nothing to drop.
+                    attestor.take_node_key_replaced();
                     if let Err(e) = self.link.update(&identity) {
                         tracing::error!(error = %e, "cannot use the new node SVID for the issuance API");
                     }
