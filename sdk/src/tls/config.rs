@@ -20,7 +20,7 @@
 //! let frontend = SpiffeId::parse("spiffe://example.org/frontend")?;
 //! let server = Arc::new(server_config(source.clone(), Authorizer::exact(frontend))?);
 //! // … accept with tokio-rustls using `server`; after the handshake:
-//! # let connection: rustls::ServerConnection = unimplemented!();
+//! # let connection = rustls::ServerConnection::new(server.clone())?;
 //! let peer: Option<SpiffeId> = peer_spiffe_id(&connection);
 //! # Ok(()) }
 //! ```
