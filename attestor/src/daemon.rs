@@ -55,7 +55,7 @@ pub enum DaemonError {
 pub struct Daemon {
     agent: Arc<Agent>,
     tasks: Vec<JoinHandle<()>>,
-    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    server: JoinHandle<()>,
     socket_path: PathBuf,
 }
 
@@ -103,12 +103,8 @@ impl Daemon {
             .register_encoded_file_descriptor_set(rootmark_proto::workload::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| DaemonError::Server(format!("gRPC reflection: {e}")))?;
-        let server = tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .add_service(reflection)
-                .serve_with_incoming(incoming(listener)),
-        );
+        let routes = tonic::service::Routes::new(service).add_service(reflection);
+        let server = tokio::spawn(crate::http2::serve(incoming(listener), routes));
         tracing::info!(socket = %config.socket_path.display(), "Workload API listening");
         Ok(Daemon {
             agent,
@@ -126,8 +122,10 @@ impl Daemon {
     /// Runs until the Workload API server stops (which it does only on error).
     pub async fn wait(self) -> Result<(), DaemonError> {
         let result = match self.server.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(DaemonError::Server(e.to_string())),
+            // The accept loop runs until the listener is gone.
+            Ok(()) => Err(DaemonError::Server(
+                "the Workload API socket stopped accepting".into(),
+            )),
             Err(e) => Err(DaemonError::Server(e.to_string())),
         };
         for task in &self.tasks {

@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod eventlog;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http2;
 pub mod node;
 pub mod tpm;
 pub mod workload;

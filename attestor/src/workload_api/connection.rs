@@ -3,17 +3,12 @@
 
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-
-use tonic::transport::server::Connected;
 
 use crate::workload::{ConnectionInstant, PeerCredentials};
 
@@ -126,61 +121,6 @@ fn exited(pidfd: &OwnedFd) -> bool {
     rustix::event::poll(&mut fds, Some(&zero)).map_or(true, |ready| ready > 0)
 }
 
-/// An accepted Workload API connection.
-#[derive(Debug)]
-pub struct WorkloadConnection {
-    stream: UnixStream,
-    info: ConnectionInfo,
-}
-
-impl Connected for WorkloadConnection {
-    type ConnectInfo = ConnectionInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.info.clone()
-    }
-}
-
-impl AsyncRead for WorkloadConnection {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for WorkloadConnection {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-}
-
 /// Binds the Workload API socket at `path`: a stale socket file is replaced,
 /// the parent directory is created, and the socket is made reachable by
 /// every local user (0777: the kernel, not the file mode, tells callers apart).
@@ -200,10 +140,10 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 }
 
 /// Accepts connections on `listener`, recording the accept time and the
-/// peer's credentials first thing. Accept errors (e.g. out of file
-/// descriptors) are logged and retried after a pause instead of ending the
-/// server.
-pub fn incoming(listener: UnixListener) -> ReceiverStream<io::Result<WorkloadConnection>> {
+/// peer's credentials first thing, and yields each with its
+/// [`ConnectionInfo`]. Accept errors (e.g. out of file descriptors) are
+/// logged and retried after a pause instead of ending the server.
+pub fn incoming(listener: UnixListener) -> ReceiverStream<(UnixStream, ConnectionInfo)> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
         loop {
@@ -233,15 +173,12 @@ pub fn incoming(listener: UnixListener) -> ReceiverStream<io::Result<WorkloadCon
                             process.settle();
                         });
                     }
-                    let connection = WorkloadConnection {
-                        stream,
-                        info: ConnectionInfo {
-                            peer,
-                            accepted_at,
-                            process,
-                        },
+                    let info = ConnectionInfo {
+                        peer,
+                        accepted_at,
+                        process,
                     };
-                    if tx.send(Ok(connection)).await.is_err() {
+                    if tx.send((stream, info)).await.is_err() {
                         return;
                     }
                 }

@@ -20,7 +20,7 @@ use rootmark_sdk::{TrustDomain, WORKLOAD_API_SECURITY_HEADER};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-pub use connection::{ConnectionInfo, WorkloadConnection, bind, incoming};
+pub use connection::{ConnectionInfo, bind, incoming};
 pub use status::WorkloadApiError;
 use watch::SnapshotStream;
 
