@@ -30,6 +30,11 @@ use super::headers::{self, HeaderDecoder, HeaderError};
 /// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;
 
+/// Streams a client may open before it has acknowledged this server's
+/// SETTINGS (which only then take effect, RFC 9113 §6.5.3): clients send
+/// requests right after the preface, before they have seen the limit.
+const MAX_STREAMS_BEFORE_ACK: u32 = 4 * MAX_CONCURRENT_STREAMS;
+
 /// Output queued beyond this stops reading from the client and holds back
 /// response data until the socket drains.
 const HIGH_WATER: usize = 64 * 1024;
@@ -317,6 +322,8 @@ struct Connection<S, X> {
     decoder: HeaderDecoder,
     preface_seen: bool,
     settings_seen: bool,
+    /// The client acknowledged this server's SETTINGS.
+    settings_acked: bool,
     /// The highest stream the client opened.
     last_stream_id: u32,
     /// What the client may still send on the connection.
@@ -360,6 +367,7 @@ where
         decoder: HeaderDecoder::default(),
         preface_seen: false,
         settings_seen: false,
+        settings_acked: false,
         last_stream_id: 0,
         conn_recv_window: i64::from(frame::DEFAULT_WINDOW),
         continuation: None,
@@ -738,14 +746,14 @@ where
                     self.stream_error(id, ErrorCode::STREAM_CLOSED);
                     Ok(())
                 }
+                // A closed stream: this side may have reset it or ended it
+                // while the client's frames were in flight, and those must
+                // be ignored (RFC 9113 §5.1) once HPACK has seen them.
                 (None, result) => {
                     if let Err(e) = result {
                         compression(e)?;
                     }
-                    Err(conn_error(
-                        ErrorCode::STREAM_CLOSED,
-                        format!("HEADERS on closed stream {id}"),
-                    ))
+                    Ok(())
                 }
             };
         }
@@ -768,10 +776,13 @@ where
             }
         };
         let refused = {
+            let limit = if self.settings_acked {
+                MAX_CONCURRENT_STREAMS
+            } else {
+                MAX_STREAMS_BEFORE_ACK
+            };
             let state = self.shared.lock();
-            self.going_away
-                || state.streams.len()
-                    >= usize::try_from(MAX_CONCURRENT_STREAMS).unwrap_or(usize::MAX)
+            self.going_away || state.streams.len() >= usize::try_from(limit).unwrap_or(usize::MAX)
         };
         if refused {
             self.shared
@@ -853,6 +864,7 @@ where
                     "SETTINGS acknowledgement with a payload",
                 ));
             }
+            self.settings_acked = true;
             return Ok(());
         }
         let settings = frame::parse_settings(payload).ok_or_else(|| {
