@@ -332,13 +332,12 @@ impl RawClient {
     /// The next frame, or `None` once the server closed the connection.
     async fn next(&mut self) -> Option<Received> {
         loop {
-            if let Some(header) = FrameHeader::parse(&self.buf) {
-                if self.buf.len() >= frame::HEADER_LEN + header.len {
-                    let payload =
-                        self.buf[frame::HEADER_LEN..frame::HEADER_LEN + header.len].to_vec();
-                    self.buf.drain(..frame::HEADER_LEN + header.len);
-                    return Some(Received { header, payload });
-                }
+            if let Some(header) = FrameHeader::parse(&self.buf)
+                && self.buf.len() >= frame::HEADER_LEN + header.len
+            {
+                let payload = self.buf[frame::HEADER_LEN..frame::HEADER_LEN + header.len].to_vec();
+                self.buf.drain(..frame::HEADER_LEN + header.len);
+                return Some(Received { header, payload });
             }
             let mut chunk = [0u8; 4096];
             let n = tokio::time::timeout(Duration::from_secs(5), self.socket.read(&mut chunk))
