@@ -104,10 +104,13 @@ pub fn http2_headers(data: &[u8]) {
 }
 
 /// A whole HTTP/2 connection: the client preface, then `data` as the
-/// client's bytes, against an echo service, until the client closes its
-/// side. The server must neither panic nor hang.
+/// client's bytes, then a GOAWAY, against a service that answers every
+/// request with a message and trailers. The server must neither panic nor
+/// hang: it ends after the GOAWAY once its streams are done, or, if `data`
+/// left it waiting (a partial frame), when the client closes its side.
 pub fn http2_connection(data: &[u8]) {
     use std::convert::Infallible;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -120,56 +123,57 @@ pub fn http2_connection(data: &[u8]) {
         let Ok((server, mut client)) = tokio::net::UnixStream::pair() else {
             return;
         };
-        let echo = tower::service_fn(
-            |request: http::Request<crate::http2::RequestBody>| async move {
-                let body = collect_body(request.into_body()).await;
-                Ok::<_, Infallible>(http::Response::new(FullBody(Some(body))))
+        let answer = tower::service_fn(
+            |_request: http::Request<crate::http2::RequestBody>| async move {
+                let body = FixedBody {
+                    data: Some(bytes::Bytes::from_static(b"\0\0\0\0\x02ok")),
+                    trailers: true,
+                };
+                Ok::<_, Infallible>(http::Response::new(body))
             },
         );
-        let serving = tokio::spawn(crate::http2::serve_connection(server, echo, ()));
+        let mut serving = tokio::spawn(crate::http2::serve_connection(server, answer, ()));
         let mut input = crate::http2::frame::PREFACE.to_vec();
         input.extend_from_slice(data);
+        crate::http2::frame::put_goaway(
+            &mut input,
+            0,
+            crate::http2::frame::ErrorCode::NO_ERROR,
+            "",
+        );
         let (mut read_half, mut write_half) = client.split();
-        let write = async move {
-            let _ = write_half.write_all(&input).await;
-            let _ = write_half.shutdown().await;
-        };
-        let read = async move {
+        let drain = async move {
             let mut sink = Vec::new();
             let _ = read_half.read_to_end(&mut sink).await;
         };
-        let io = async { tokio::join!(write, read) };
-        let finished = tokio::time::timeout(std::time::Duration::from_secs(10), async {
-            io.await;
-            serving.await
-        })
-        .await;
-        match finished {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("the connection task failed: {e}"),
-            Err(_) => panic!("the connection did not end after the client closed"),
-        }
+        let drive = async {
+            let _ = write_half.write_all(&input).await;
+            // Let the server work through the input (the I/O driver is
+            // polled between yields); real waits would slow the fuzzer.
+            for _ in 0..256 {
+                if serving.is_finished() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            let _ = write_half.shutdown().await;
+            match tokio::time::timeout(Duration::from_secs(10), &mut serving).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => panic!("the connection task failed: {e}"),
+                Err(_) => panic!("the connection did not end after the client closed"),
+            }
+        };
+        tokio::join!(drive, drain);
     });
 }
 
-/// Reads a request body to its end (errors end it early).
-async fn collect_body(mut body: crate::http2::RequestBody) -> bytes::Bytes {
-    use http_body::Body as _;
-    let mut all = Vec::new();
-    while let Some(Ok(frame)) =
-        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
-    {
-        if let Ok(data) = frame.into_data() {
-            all.extend_from_slice(&data);
-        }
-    }
-    bytes::Bytes::from(all)
+/// A response body: one message, then `grpc-status: 0` trailers.
+struct FixedBody {
+    data: Option<bytes::Bytes>,
+    trailers: bool,
 }
 
-/// A one-chunk response body.
-struct FullBody(Option<bytes::Bytes>);
-
-impl http_body::Body for FullBody {
+impl http_body::Body for FixedBody {
     type Data = bytes::Bytes;
     type Error = std::convert::Infallible;
 
@@ -178,6 +182,14 @@ impl http_body::Body for FullBody {
         _cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>>>
     {
-        std::task::Poll::Ready(self.0.take().map(|b| Ok(http_body::Frame::data(b))))
+        if let Some(data) = self.data.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+        }
+        if std::mem::take(&mut self.trailers) {
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+        }
+        std::task::Poll::Ready(None)
     }
 }

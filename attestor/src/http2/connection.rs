@@ -398,14 +398,13 @@ where
                     tracing::debug!(error = %e, "Workload API connection read failed");
                     return;
                 }
-                match read_available(&socket, &mut read_buf) {
-                    Ok(true) => {}
-                    Ok(false) => return, // The client closed the connection.
+                let open = match read_available(&socket, &mut read_buf) {
+                    Ok(open) => open,
                     Err(e) => {
                         tracing::debug!(error = %e, "Workload API connection read failed");
                         return;
                     }
-                }
+                };
                 if let Err(e) = connection.process(&mut read_buf) {
                     tracing::debug!(code = %e.code, reason = %e.reason, "closing a Workload API connection that broke HTTP/2");
                     let last = connection.last_stream_id;
@@ -413,9 +412,15 @@ where
                     reading = false;
                     // What was opened is dropped: the connection is over.
                     streams.clear();
+                    connection.new_streams.clear();
                 }
                 for stream in connection.new_streams.drain(..) {
                     streams.push(stream);
+                }
+                if !open {
+                    // The client closed the connection: nobody is left to
+                    // answer, so what was opened is dropped.
+                    return;
                 }
                 if read_buf.is_empty() {
                     // An idle connection keeps no read buffer.
@@ -439,8 +444,8 @@ fn backlog_over_high_water(shared: &Shared) -> bool {
     shared.lock().out.len() >= HIGH_WATER
 }
 
-/// Reads what the socket has now (up to a few chunks). `Ok(false)` at end
-/// of stream.
+/// Reads what the socket has now (up to a few chunks). `Ok(false)` once
+/// the client closed its side; what was read before that is in `buf`.
 fn read_available(socket: &UnixStream, buf: &mut BytesMut) -> io::Result<bool> {
     for _ in 0..4 {
         if buf.capacity() - buf.len() < frame::HEADER_LEN {
