@@ -407,17 +407,18 @@ fn raw_frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
 }
 
 fn decode(block: &[u8]) -> Vec<(String, String)> {
-    loona_hpack::Decoder::new()
-        .decode(block)
-        .expect("hpack")
-        .into_iter()
-        .map(|(n, v)| {
-            (
-                String::from_utf8(n).expect("name"),
-                String::from_utf8(v).expect("value"),
-            )
+    let mut fields = Vec::new();
+    rootmark_attestor::http2::hpack::HpackDecoder::new(4096)
+        .decode(block, |n, v| {
+            fields.push((
+                String::from_utf8(n.to_vec()).expect("name"),
+                String::from_utf8(v.to_vec()).expect("value"),
+            ));
+            Ok::<(), ()>(())
         })
-        .collect()
+        .expect("hpack")
+        .expect("all fields");
+    fields
 }
 
 #[tokio::test]

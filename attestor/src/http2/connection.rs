@@ -716,9 +716,13 @@ where
         block: &[u8],
         end_stream: bool,
     ) -> Result<(), ConnectionError> {
-        let compression = |e: HeaderError| match e {
+        let connection_ending = |e: HeaderError| match e {
             HeaderError::Compression(reason) => {
                 Err(conn_error(ErrorCode::COMPRESSION_ERROR, reason))
+            }
+            // Decoding stopped part-way: the HPACK state is gone too.
+            e @ HeaderError::TooLarge { .. } => {
+                Err(conn_error(ErrorCode::ENHANCE_YOUR_CALM, e.to_string()))
             }
             other => Ok(other),
         };
@@ -739,14 +743,14 @@ where
                     Ok(())
                 }
                 (Some(Some(_)), Err(e)) => {
-                    let e = compression(e)?;
+                    let e = connection_ending(e)?;
                     tracing::debug!(stream = id, error = %e, "refusing Workload API request trailers");
                     self.stream_error(id, ErrorCode::PROTOCOL_ERROR);
                     Ok(())
                 }
                 (Some(None), result) => {
                     if let Err(e) = result {
-                        compression(e)?;
+                        connection_ending(e)?;
                     }
                     self.stream_error(id, ErrorCode::STREAM_CLOSED);
                     Ok(())
@@ -756,7 +760,7 @@ where
                 // be ignored (RFC 9113 §5.1) once HPACK has seen them.
                 (None, result) => {
                     if let Err(e) = result {
-                        compression(e)?;
+                        connection_ending(e)?;
                     }
                     Ok(())
                 }
@@ -772,7 +776,7 @@ where
         let request = match self.decoder.request(block) {
             Ok(request) => request,
             Err(e) => {
-                let e = compression(e)?;
+                let e = connection_ending(e)?;
                 tracing::debug!(stream = id, error = %e, "refusing a Workload API request");
                 // Not in the stream table: RST_STREAM is sent directly.
                 self.shared

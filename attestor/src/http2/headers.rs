@@ -1,5 +1,6 @@
-//! Header blocks: decoding a client's request head (HPACK, RFC 7541, then
-//! the HTTP/2 rules of RFC 9113 §8.2–8.3) and encoding response heads.
+//! Header blocks: decoding a client's request head (HPACK, RFC 7541, see
+//! [`super::hpack`], then the HTTP/2 rules of RFC 9113 §8.2–8.3) and
+//! encoding response heads.
 //!
 //! Responses are encoded without the dynamic table (every field a literal
 //! "without indexing"), so the connection keeps no encoder state and the
@@ -7,6 +8,8 @@
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
+
+use super::hpack::HpackDecoder;
 
 /// The dynamic table size this server allows the client's encoder
 /// (SETTINGS_HEADER_TABLE_SIZE; the protocol default).
@@ -24,8 +27,11 @@ pub enum HeaderError {
     /// (a connection error, COMPRESSION_ERROR).
     #[error("header block does not decode as HPACK: {0}")]
     Compression(String),
-    /// The decoded list is over [`MAX_HEADER_LIST_SIZE`].
-    #[error("header list is {size} bytes, over the {MAX_HEADER_LIST_SIZE}-byte limit")]
+    /// The decoded list is over [`MAX_HEADER_LIST_SIZE`]. Decoding stopped
+    /// there, so, as with `Compression`, the connection cannot go on.
+    #[error(
+        "header list is over the {MAX_HEADER_LIST_SIZE}-byte limit ({size} bytes when decoding stopped)"
+    )]
     TooLarge {
         /// The size counted so far.
         size: usize,
@@ -37,21 +43,16 @@ pub enum HeaderError {
 
 /// Decodes HPACK header blocks for one connection (the dynamic table spans
 /// every block the client sends on it).
+#[derive(Debug)]
 pub struct HeaderDecoder {
-    hpack: loona_hpack::Decoder<'static>,
+    hpack: HpackDecoder,
 }
 
 impl Default for HeaderDecoder {
     fn default() -> Self {
-        let mut hpack = loona_hpack::Decoder::new();
-        hpack.set_max_allowed_table_size(HEADER_TABLE_SIZE);
-        HeaderDecoder { hpack }
-    }
-}
-
-impl std::fmt::Debug for HeaderDecoder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("HeaderDecoder")
+        HeaderDecoder {
+            hpack: HpackDecoder::new(HEADER_TABLE_SIZE),
+        }
     }
 }
 
@@ -62,22 +63,24 @@ struct Fields {
 }
 
 impl HeaderDecoder {
-    /// Decodes every field of `block` (always all of it: the dynamic table
-    /// must stay in step with the client's even when the list is refused).
+    /// Decodes every field of `block`, stopping once the list is over
+    /// [`MAX_HEADER_LIST_SIZE`] (a small block can reference large table
+    /// entries many times, so the limit is on what it decodes to).
     fn fields(&mut self, block: &[u8]) -> Result<Fields, HeaderError> {
         let mut fields = Vec::new();
         let mut size = 0usize;
-        self.hpack
-            .decode_with_cb(block, |name, value| {
+        let within_limit = self
+            .hpack
+            .decode(block, |name, value| {
                 size = size.saturating_add(name.len() + value.len() + 32);
-                // Past the limit, fields are counted but not copied: a small
-                // block can reference large table entries many times.
-                if size <= MAX_HEADER_LIST_SIZE {
-                    fields.push((name.into_owned(), value.into_owned()));
+                if size > MAX_HEADER_LIST_SIZE {
+                    return Err(());
                 }
+                fields.push((name.to_vec(), value.to_vec()));
+                Ok(())
             })
             .map_err(|e| HeaderError::Compression(e.to_string()))?;
-        if size > MAX_HEADER_LIST_SIZE {
+        if within_limit.is_err() {
             return Err(HeaderError::TooLarge { size });
         }
         Ok(Fields { fields, size })
@@ -273,6 +276,18 @@ mod tests {
         b
     }
 
+    fn decode_plain(block: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut fields = Vec::new();
+        HpackDecoder::new(HEADER_TABLE_SIZE)
+            .decode(block, |n, v| {
+                fields.push((n.to_vec(), v.to_vec()));
+                Ok::<(), ()>(())
+            })
+            .unwrap()
+            .unwrap();
+        fields
+    }
+
     const GRPC: &[(&str, &str)] = &[
         (":method", "POST"),
         (":scheme", "http"),
@@ -366,10 +381,16 @@ mod tests {
         let mut b = vec![0x40];
         put_string(&mut b, b"x-big");
         put_string(&mut b, &[b'a'; 4000]);
-        // ...then referenced 1,000 times: 4 MB decoded from 1 KB.
+        // ...then referenced 1,000 times: 4 MB from 1 KB. Decoding stops
+        // at the fifth reference, over the limit.
         b.extend(std::iter::repeat_n(0x80 | 62, 1000));
         let err = decoder.request(&b).unwrap_err();
-        assert!(matches!(err, HeaderError::TooLarge { size } if size > 4_000_000));
+        assert_eq!(
+            err,
+            HeaderError::TooLarge {
+                size: 5 * (5 + 4000 + 32)
+            }
+        );
     }
 
     #[test]
@@ -394,7 +415,7 @@ mod tests {
         headers.insert("grpc-message", HeaderValue::from_str(&long).unwrap());
         for status in [StatusCode::OK, StatusCode::NOT_FOUND] {
             let encoded = encode_response(status, &headers);
-            let decoded = loona_hpack::Decoder::new().decode(&encoded).unwrap();
+            let decoded = decode_plain(&encoded);
             assert_eq!(
                 decoded[0],
                 (b":status".to_vec(), status.as_str().as_bytes().to_vec())
@@ -408,9 +429,7 @@ mod tests {
                 (b"grpc-message".to_vec(), long.as_bytes().to_vec())
             );
         }
-        let trailers = loona_hpack::Decoder::new()
-            .decode(&encode_trailers(&headers))
-            .unwrap();
+        let trailers = decode_plain(&encode_trailers(&headers));
         assert_eq!(trailers.len(), 3);
     }
 }

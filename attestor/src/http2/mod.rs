@@ -20,6 +20,7 @@ mod body;
 pub mod connection;
 pub mod frame;
 pub mod headers;
+pub mod hpack;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
