@@ -718,3 +718,26 @@ async fn a_hpack_error_ends_the_connection_with_compression_error() {
     let (code, _) = client.next().await.expect("goaway").goaway();
     assert_eq!(code, ErrorCode::COMPRESSION_ERROR);
 }
+
+#[tokio::test]
+async fn a_header_list_over_16_kib_ends_the_connection_with_enhance_your_calm() {
+    let server = TestServer::start().await;
+    let (mut client, _) = RawClient::handshake(&server, &[]).await;
+    // A 100-byte field put in the dynamic table, then referenced 200
+    // times: a 300-byte block that decodes to over 26 KB.
+    let mut block = request_block("/echo", &[]);
+    block.push(0x40);
+    literal(&mut block, b"x-big");
+    literal(&mut block, &[b'v'; 100]);
+    block.extend(std::iter::repeat_n(0x80 | 62, 200));
+    client
+        .send(&headers_frame(
+            1,
+            &block,
+            flag::END_HEADERS | flag::END_STREAM,
+        ))
+        .await;
+    let (code, reason) = client.next_significant().await.expect("goaway").goaway();
+    assert_eq!(code, ErrorCode::ENHANCE_YOUR_CALM);
+    assert!(reason.contains("16384-byte limit"), "{reason}");
+}
