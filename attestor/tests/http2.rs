@@ -27,12 +27,23 @@ struct TestBody {
     chunks: VecDeque<Bytes>,
     trailers: Option<HeaderMap>,
     endless: bool,
-    dropped: Arc<AtomicUsize>,
+    /// The request body, kept unread while the response lives.
+    _request: Option<RequestBody>,
+    counters: Arc<Counters>,
+}
+
+/// What the test service saw, for the tests to check.
+#[derive(Default)]
+struct Counters {
+    /// Response bodies the server dropped.
+    dropped: AtomicUsize,
+    /// Request bodies read to their end (or error) by a task of their own.
+    bodies_ended: AtomicUsize,
 }
 
 impl Drop for TestBody {
     fn drop(&mut self) {
-        self.dropped.fetch_add(1, Ordering::SeqCst);
+        self.counters.dropped.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -62,14 +73,17 @@ fn grpc_ok() -> HeaderMap {
 }
 
 /// `/echo` returns the request body, `/big/N` returns N bytes (0..=255
-/// repeating), `/hold` sends headers and then nothing, forever.
-async fn handle(request: Request<RequestBody>, dropped: Arc<AtomicUsize>) -> Response<TestBody> {
+/// repeating). The rest send headers and then nothing, forever: `/hold`
+/// keeps the request body unread, `/drop-body` drops it, `/spawn-read`
+/// reads it in a task of its own (as tonic-reflection does).
+async fn handle(request: Request<RequestBody>, counters: Arc<Counters>) -> Response<TestBody> {
     let path = request.uri().path().to_owned();
     let mut body = TestBody {
         chunks: VecDeque::new(),
         trailers: Some(grpc_ok()),
         endless: false,
-        dropped,
+        _request: None,
+        counters: Arc::clone(&counters),
     };
     if path == "/echo" {
         let mut incoming = request.into_body();
@@ -86,6 +100,19 @@ async fn handle(request: Request<RequestBody>, dropped: Arc<AtomicUsize>) -> Res
         body.chunks.push_back(Bytes::from(data));
     } else if path == "/hold" {
         body.endless = true;
+        body._request = Some(request.into_body());
+    } else if path == "/drop-body" {
+        body.endless = true;
+    } else if path == "/spawn-read" {
+        body.endless = true;
+        let mut incoming = request.into_body();
+        tokio::spawn(async move {
+            while let Some(Ok(_)) =
+                std::future::poll_fn(|cx| Pin::new(&mut incoming).poll_frame(cx)).await
+            {
+            }
+            counters.bodies_ended.fetch_add(1, Ordering::SeqCst);
+        });
     }
     Response::builder()
         .header("content-type", "application/grpc")
@@ -95,7 +122,7 @@ async fn handle(request: Request<RequestBody>, dropped: Arc<AtomicUsize>) -> Res
 
 struct TestServer {
     dir: tempfile::TempDir,
-    dropped: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -103,8 +130,8 @@ impl TestServer {
     async fn start() -> TestServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let listener = UnixListener::bind(dir.path().join("h2.sock")).expect("bind");
-        let dropped = Arc::new(AtomicUsize::new(0));
-        let counter = Arc::clone(&dropped);
+        let counters = Arc::new(Counters::default());
+        let counter = Arc::clone(&counters);
         let service = tower::service_fn(move |request: Request<RequestBody>| {
             let counter = Arc::clone(&counter);
             async move { Ok::<_, std::convert::Infallible>(handle(request, counter).await) }
@@ -114,7 +141,11 @@ impl TestServer {
             Some(((socket, ()), listener))
         });
         let task = tokio::spawn(serve(incoming, service));
-        TestServer { dir, dropped, task }
+        TestServer {
+            dir,
+            counters,
+            task,
+        }
     }
 
     async fn connect(&self) -> UnixStream {
@@ -228,10 +259,10 @@ async fn a_stream_the_client_cancels_is_dropped_by_the_server() {
     let mut client = server.h2_client().await;
     let (response, _) = client.send_request(post("/hold"), true).expect("send");
     let response = response.await.expect("headers arrive before the body");
-    assert_eq!(server.dropped.load(Ordering::SeqCst), 0);
+    assert_eq!(server.counters.dropped.load(Ordering::SeqCst), 0);
     // Dropping the response makes h2 send RST_STREAM(CANCEL).
     drop(response);
-    wait_for(|| server.dropped.load(Ordering::SeqCst) == 1).await;
+    wait_for(|| server.counters.dropped.load(Ordering::SeqCst) == 1).await;
 }
 
 #[tokio::test]
@@ -245,7 +276,7 @@ async fn a_closed_connection_drops_its_idle_streams() {
     }
     drop(held);
     drop(client);
-    wait_for(|| server.dropped.load(Ordering::SeqCst) == 5).await;
+    wait_for(|| server.counters.dropped.load(Ordering::SeqCst) == 5).await;
 }
 
 async fn wait_for(condition: impl Fn() -> bool) {
@@ -611,7 +642,7 @@ async fn data_beyond_the_stream_window_is_a_flow_control_error() {
     assert_eq!(rst.header.stream_id, 1);
     assert_eq!(rst.rst_code(), ErrorCode::FLOW_CONTROL_ERROR);
     // The server dropped the stream's response.
-    wait_for(|| server.dropped.load(Ordering::SeqCst) == 1).await;
+    wait_for(|| server.counters.dropped.load(Ordering::SeqCst) == 1).await;
 }
 
 #[tokio::test]
@@ -740,4 +771,54 @@ async fn a_header_list_over_16_kib_ends_the_connection_with_enhance_your_calm() 
     let (code, reason) = client.next_significant().await.expect("goaway").goaway();
     assert_eq!(code, ErrorCode::ENHANCE_YOUR_CALM);
     assert!(reason.contains("16384-byte limit"), "{reason}");
+}
+
+#[tokio::test]
+async fn data_for_a_body_the_service_dropped_is_credited_back() {
+    let server = TestServer::start().await;
+    let (mut client, _) = RawClient::handshake(&server, &[]).await;
+    let block = request_block("/drop-body", &[]);
+    client
+        .send(&headers_frame(1, &block, flag::END_HEADERS))
+        .await;
+    let head = client.next_significant().await.expect("headers");
+    assert_eq!(head.header.kind, kind::HEADERS);
+    // Twice the stream window, without waiting for updates: a server that
+    // kept (or kept counting) the discarded data would reset the stream.
+    let chunk = vec![0u8; 16_384];
+    for _ in 0..8 {
+        client.send(&raw_frame(kind::DATA, 0, 1, &chunk)).await;
+    }
+    client.send(&raw_frame(kind::PING, 0, 0, b"after it")).await;
+    let mut stream_credit = 0u32;
+    loop {
+        let f = client.next().await.expect("frame");
+        match f.header.kind {
+            kind::WINDOW_UPDATE if f.header.stream_id == 1 => {
+                stream_credit += frame::parse_u31(&f.payload).expect("increment");
+            }
+            kind::WINDOW_UPDATE => {}
+            kind::PING => break,
+            other => panic!("unexpected frame {other:#x}: {f:?}"),
+        }
+    }
+    assert!(stream_credit >= 65_536, "credited {stream_credit}");
+}
+
+#[tokio::test]
+async fn a_body_read_in_another_task_ends_when_the_connection_closes() {
+    let server = TestServer::start().await;
+    let (mut client, _) = RawClient::handshake(&server, &[]).await;
+    let block = request_block("/spawn-read", &[]);
+    client
+        .send(&headers_frame(1, &block, flag::END_HEADERS))
+        .await;
+    client.send(&raw_frame(kind::DATA, 0, 1, b"partial")).await;
+    let head = client.next_significant().await.expect("headers");
+    assert_eq!(head.header.kind, kind::HEADERS);
+    assert_eq!(server.counters.bodies_ended.load(Ordering::SeqCst), 0);
+    // The client goes away with the request body unfinished.
+    drop(client);
+    wait_for(|| server.counters.bodies_ended.load(Ordering::SeqCst) == 1).await;
+    wait_for(|| server.counters.dropped.load(Ordering::SeqCst) == 1).await;
 }

@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -32,6 +32,8 @@ struct Queue {
     trailers: Option<HeaderMap>,
     ended: bool,
     error: Option<BodyError>,
+    /// The service dropped the body: what arrives is discarded.
+    dropped: bool,
     waker: Option<Waker>,
 }
 
@@ -51,9 +53,24 @@ impl BodySender {
         r
     }
 
-    /// Queues one DATA payload.
-    pub(super) fn push(&self, data: Bytes) {
-        self.with(|q| q.chunks.push_back(data));
+    /// Queues one DATA payload; `false` if the service dropped the body,
+    /// in which case the payload is discarded (and the caller credits it
+    /// back to the client at once).
+    pub(super) fn push(&self, data: Bytes) -> bool {
+        self.with(|q| {
+            if q.dropped {
+                return false;
+            }
+            // A small payload is copied out of the connection's read buffer
+            // so that it does not keep the whole buffer alive while queued.
+            let data = if data.len() < 1024 {
+                Bytes::copy_from_slice(&data)
+            } else {
+                data
+            };
+            q.chunks.push_back(data);
+            true
+        })
     }
 
     /// Ends the body, with trailers if the client sent some.
@@ -75,11 +92,14 @@ impl BodySender {
 }
 
 /// A request body, as the service sees it.
+///
+/// It refers to its connection weakly: a body the service keeps (in a task
+/// of its own, say) must not keep a closed connection's state alive.
 #[derive(Debug)]
 pub struct RequestBody {
     queue: Arc<Mutex<Queue>>,
     stream_id: u32,
-    connection: Option<Arc<Shared>>,
+    connection: Weak<Shared>,
 }
 
 impl RequestBody {
@@ -90,7 +110,7 @@ impl RequestBody {
             RequestBody {
                 queue: Arc::clone(&queue),
                 stream_id,
-                connection: Some(connection),
+                connection: Arc::downgrade(&connection),
             },
             BodySender { queue },
         )
@@ -109,12 +129,14 @@ impl Body for RequestBody {
         let mut queue = this.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(chunk) = queue.chunks.pop_front() {
             drop(queue);
-            if let Some(connection) = &this.connection {
+            if let Some(connection) = this.connection.upgrade() {
                 connection.credit_stream(this.stream_id, chunk.len());
             }
             return Poll::Ready(Some(Ok(Frame::data(chunk))));
         }
         if let Some(error) = queue.error.take() {
+            // An error ends the body: a later poll sees the end, not a hang.
+            queue.ended = true;
             return Poll::Ready(Some(Err(error)));
         }
         if queue.ended {
@@ -131,5 +153,24 @@ impl Body for RequestBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+impl Drop for RequestBody {
+    /// Discards what is queued and credits it back, so a client that keeps
+    /// sending to a service that stopped reading is not stalled by a full
+    /// window, and the queued data does not stay in memory.
+    fn drop(&mut self) {
+        let unread: usize = {
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            queue.dropped = true;
+            queue.waker = None;
+            queue.chunks.drain(..).map(|c| c.len()).sum()
+        };
+        if unread > 0
+            && let Some(connection) = self.connection.upgrade()
+        {
+            connection.credit_stream(self.stream_id, unread);
+        }
     }
 }

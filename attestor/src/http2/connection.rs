@@ -79,6 +79,8 @@ struct StreamState {
     body: Option<BodySender>,
     /// Reset by either side: the response stops.
     reset: bool,
+    /// The response waits for window or for the output queue to drain.
+    blocked: bool,
     /// The response future's task, woken on window and reset changes.
     waker: Option<Waker>,
 }
@@ -100,9 +102,13 @@ impl SendState {
         }
     }
 
-    fn wake_all_streams(&mut self) {
+    /// Wakes the responses waiting to send (not the idle ones: a
+    /// connection may hold many long-lived streams).
+    fn wake_blocked_streams(&mut self) {
         for stream in self.streams.values_mut() {
-            if let Some(w) = stream.waker.take() {
+            if std::mem::take(&mut stream.blocked)
+                && let Some(w) = stream.waker.take()
+            {
                 w.wake();
             }
         }
@@ -197,6 +203,7 @@ impl Shared {
                     .min(state.conn_send_window)
                     .min(i64::try_from(state.max_frame_size).unwrap_or(i64::MAX));
                 if allowed <= 0 || state.out.len() >= HIGH_WATER {
+                    stream.blocked = true;
                     stream.waker = Some(cx.waker().clone());
                     return Poll::Pending;
                 }
@@ -265,6 +272,25 @@ impl Shared {
                 state.wake_writer();
             }
         }
+        // After a burst of streams, give the table's memory back.
+        if state.streams.capacity() > 16 && state.streams.len() < state.streams.capacity() / 4 {
+            state.streams.shrink_to_fit();
+        }
+    }
+
+    /// Ends every stream when the connection ends: request bodies a
+    /// service still reads (possibly in a task of its own) see the end.
+    fn close(&self) {
+        let mut state = self.lock();
+        for (_, stream) in state.streams.drain() {
+            if let Some(body) = stream.body {
+                body.fail(BodyError::ConnectionClosed);
+            }
+            if let Some(w) = stream.waker {
+                w.wake();
+            }
+        }
+        state.out = Vec::new();
     }
 
     /// Resolves once there is output to write.
@@ -304,7 +330,7 @@ impl Shared {
             state.out = Vec::new();
         }
         if written > 0 && state.out.len() < HIGH_WATER {
-            state.wake_all_streams();
+            state.wake_blocked_streams();
         }
         result
     }
@@ -348,6 +374,7 @@ where
     X: Clone + Send + Sync + 'static,
 {
     let shared = Arc::new(Shared::new());
+    let _close_streams = CloseOnDrop(Arc::clone(&shared));
     shared.queue(|out| {
         frame::put_settings(
             out,
@@ -414,7 +441,7 @@ where
                     streams.clear();
                     connection.new_streams.clear();
                 }
-                for stream in connection.new_streams.drain(..) {
+                for stream in std::mem::take(&mut connection.new_streams) {
                     streams.push(stream);
                 }
                 if !open {
@@ -437,6 +464,15 @@ where
             }
             () = shared.output_ready(), if !backlog => {}
         }
+    }
+}
+
+/// Ends the connection's streams however `serve_connection` returns.
+struct CloseOnDrop(Arc<Shared>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -536,7 +572,9 @@ where
                         "PRIORITY on stream 0",
                     ));
                 }
-                if payload.len() != 5 {
+                // RST_STREAM must not be sent on a stream the client never
+                // opened, so a bad PRIORITY there is only ignored.
+                if payload.len() != 5 && !self.is_idle(h.stream_id) {
                     self.stream_error(h.stream_id, ErrorCode::FRAME_SIZE_ERROR);
                 }
                 Ok(())
@@ -578,9 +616,10 @@ where
         }
     }
 
-    /// Whether `id` names a stream the client never opened.
+    /// Whether `id` names a stream the client never opened (even ids are
+    /// the server's, and this server opens none).
     fn is_idle(&self, id: u32) -> bool {
-        id > self.last_stream_id
+        id > self.last_stream_id || id.is_multiple_of(2)
     }
 
     fn stream_error(&self, id: u32, code: ErrorCode) {
@@ -645,11 +684,13 @@ where
             stream.body = None;
         }
         drop(state);
-        if end > start {
-            body.push(payload.slice(start..end));
+        let mut credit = padding;
+        if end > start && !body.push(payload.slice(start..end)) {
+            // The service dropped the body: nothing will read this.
+            credit += end - start;
         }
-        if padding > 0 {
-            self.shared.credit_stream(h.stream_id, padding);
+        if credit > 0 {
+            self.shared.credit_stream(h.stream_id, credit);
         }
         if h.has(flag::END_STREAM) {
             body.end(None);
@@ -727,8 +768,15 @@ where
             other => Ok(other),
         };
         if !self.is_idle(id) {
-            // Trailers on an open request, or a closed stream.
-            let open_body = self.shared.lock().streams.get(&id).map(|s| s.body.clone());
+            // Trailers on an open request, or a closed stream. A stream
+            // this side reset counts as closed.
+            let open_body = self
+                .shared
+                .lock()
+                .streams
+                .get(&id)
+                .filter(|s| !s.reset)
+                .map(|s| s.body.clone());
             let trailers = self.decoder.trailers(block);
             return match (open_body, trailers) {
                 (Some(Some(body)), Ok(trailers)) if end_stream => {
@@ -816,6 +864,7 @@ where
                     recv_unacked: 0,
                     body,
                     reset: false,
+                    blocked: false,
                     waker: None,
                 },
             );
@@ -910,7 +959,7 @@ where
                             ));
                         }
                     }
-                    state.wake_all_streams();
+                    state.wake_blocked_streams();
                 }
                 setting::MAX_FRAME_SIZE => {
                     if !(16_384..=frame::MAX_MAX_FRAME_SIZE).contains(&s.value) {
@@ -952,7 +1001,7 @@ where
                     "connection window over 2^31-1",
                 ));
             }
-            state.wake_all_streams();
+            state.wake_blocked_streams();
             return Ok(());
         }
         if self.is_idle(h.stream_id) {
@@ -987,17 +1036,16 @@ where
 }
 
 /// Calls the service and sends its response on stream `id`.
-async fn respond<S, B>(shared: &Shared, id: u32, mut service: S, request: Request<RequestBody>)
+async fn respond<S, B>(shared: &Shared, id: u32, service: S, request: Request<RequestBody>)
 where
     S: Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
 {
-    let response = match service.ready().await {
-        Ok(ready) => ready.call(request).await,
-        Err(e) => Err(e),
-    };
+    // Boxed, and freed once the head is there: an idle stream's future then
+    // holds only the response body, not room for the service's future.
+    let response = Box::pin(service.oneshot(request)).await;
     let response = match response {
         Ok(response) => response,
         Err(e) => {

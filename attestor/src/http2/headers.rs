@@ -3,8 +3,10 @@
 //! encoding response heads.
 //!
 //! Responses are encoded without the dynamic table (every field a literal
-//! "without indexing"), so the connection keeps no encoder state and the
-//! client's SETTINGS_HEADER_TABLE_SIZE never matters.
+//! "without indexing"), so the connection keeps no encoder state. Each block
+//! starts with a table size update to 0: always valid, and it satisfies a
+//! client that lowered SETTINGS_HEADER_TABLE_SIZE and expects the update
+//! (RFC 7541 §4.2).
 
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, StatusCode, Uri};
@@ -209,6 +211,7 @@ fn regular_field(name: &[u8], value: &[u8]) -> Result<(HeaderName, HeaderValue),
 /// without indexing.
 pub fn encode_response(status: StatusCode, headers: &HeaderMap) -> Vec<u8> {
     let mut block = Vec::with_capacity(64 + headers.len() * 32);
+    block.push(TABLE_SIZE_ZERO);
     // Static-table index 8 is ":status: 200"; anything else is a literal
     // with the indexed name :status.
     if status == StatusCode::OK {
@@ -224,9 +227,13 @@ pub fn encode_response(status: StatusCode, headers: &HeaderMap) -> Vec<u8> {
 /// Encodes a trailer block.
 pub fn encode_trailers(headers: &HeaderMap) -> Vec<u8> {
     let mut block = Vec::with_capacity(16 + headers.len() * 32);
+    block.push(TABLE_SIZE_ZERO);
     encode_fields(&mut block, headers);
     block
 }
+
+/// A dynamic table size update to 0 (RFC 7541 §6.3).
+const TABLE_SIZE_ZERO: u8 = 0x20;
 
 fn encode_fields(block: &mut Vec<u8>, headers: &HeaderMap) {
     for (name, value) in headers {

@@ -34,8 +34,8 @@ pub use body::{BodyError, RequestBody};
 pub use connection::{ConnectionError, MAX_CONCURRENT_STREAMS, serve_connection};
 
 /// Serves every connection `incoming` yields, each in its own task with its
-/// extension value put in every request. Returns when `incoming` ends;
-/// dropping the future closes every connection.
+/// extension value put in every request. Returns when `incoming` ends,
+/// closing every connection; dropping the future does the same.
 pub async fn serve<I, S, B, X>(incoming: I, service: S)
 where
     I: Stream<Item = (UnixStream, X)>,
@@ -54,7 +54,7 @@ where
                 Some((socket, extension)) => {
                     connections.spawn(serve_connection(socket, service.clone(), extension));
                 }
-                None => break,
+                None => return,
             },
             Some(done) = connections.join_next(), if !connections.is_empty() => {
                 if let Err(e) = done
@@ -64,5 +64,4 @@ where
             }
         }
     }
-    while connections.join_next().await.is_some() {}
 }
