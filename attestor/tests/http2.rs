@@ -382,6 +382,24 @@ impl RawClient {
         }
     }
 
+    /// Opens stream `id` with a POST to `path` and returns the response
+    /// head, checked to be HEADERS on that stream.
+    async fn open(&mut self, id: u32, path: &str, end_stream: bool) -> Received {
+        let flags = if end_stream {
+            flag::END_HEADERS | flag::END_STREAM
+        } else {
+            flag::END_HEADERS
+        };
+        self.send(&headers_frame(id, &request_block(path, &[]), flags))
+            .await;
+        let head = self.next_significant().await.expect("response head");
+        assert_eq!(
+            (head.header.kind, head.header.stream_id),
+            (kind::HEADERS, id)
+        );
+        head
+    }
+
     /// The next frame that is not a WINDOW_UPDATE or PING.
     async fn next_significant(&mut self) -> Option<Received> {
         loop {
@@ -601,32 +619,15 @@ async fn a_malformed_request_is_reset_and_the_connection_goes_on() {
     assert_eq!(rst.header.stream_id, 1);
     assert_eq!(rst.rst_code(), ErrorCode::PROTOCOL_ERROR);
     // The connection still serves the next request.
-    let good = request_block("/big/1", &[]);
-    client
-        .send(&headers_frame(
-            3,
-            &good,
-            flag::END_HEADERS | flag::END_STREAM,
-        ))
-        .await;
-    let head = client.next_significant().await.expect("headers");
-    assert_eq!(
-        (head.header.kind, head.header.stream_id),
-        (kind::HEADERS, 3)
-    );
+    client.open(3, "/big/1", true).await;
 }
 
 #[tokio::test]
 async fn data_beyond_the_stream_window_is_a_flow_control_error() {
     let server = TestServer::start().await;
     let (mut client, _) = RawClient::handshake(&server, &[]).await;
-    let block = request_block("/hold", &[]);
-    client
-        .send(&headers_frame(1, &block, flag::END_HEADERS))
-        .await;
     // The response head shows the handler ran and holds a response body.
-    let head = client.next_significant().await.expect("headers");
-    assert_eq!(head.header.kind, kind::HEADERS);
+    client.open(1, "/hold", false).await;
     // 65,535 bytes fill the stream's window (the /hold handler never reads
     // them); one more byte is over it. (The server credits the connection
     // window as data arrives, so only the stream window binds.)
@@ -680,16 +681,7 @@ async fn response_data_waits_for_the_clients_window() {
     let server = TestServer::start().await;
     // The client allows nothing on new streams at first.
     let (mut client, _) = RawClient::handshake(&server, &[(setting::INITIAL_WINDOW_SIZE, 0)]).await;
-    let block = request_block("/big/100", &[]);
-    client
-        .send(&headers_frame(
-            1,
-            &block,
-            flag::END_HEADERS | flag::END_STREAM,
-        ))
-        .await;
-    let head = client.next_significant().await.expect("headers");
-    assert_eq!(head.header.kind, kind::HEADERS);
+    client.open(1, "/big/100", true).await;
     // Nothing more comes while the window is shut: a PING answered next
     // proves no DATA was queued before it.
     client.send(&raw_frame(kind::PING, 0, 0, b"nothing?")).await;
@@ -777,12 +769,7 @@ async fn a_header_list_over_16_kib_ends_the_connection_with_enhance_your_calm() 
 async fn data_for_a_body_the_service_dropped_is_credited_back() {
     let server = TestServer::start().await;
     let (mut client, _) = RawClient::handshake(&server, &[]).await;
-    let block = request_block("/drop-body", &[]);
-    client
-        .send(&headers_frame(1, &block, flag::END_HEADERS))
-        .await;
-    let head = client.next_significant().await.expect("headers");
-    assert_eq!(head.header.kind, kind::HEADERS);
+    client.open(1, "/drop-body", false).await;
     // Twice the stream window, without waiting for updates: a server that
     // kept (or kept counting) the discarded data would reset the stream.
     let chunk = vec![0u8; 16_384];
@@ -809,13 +796,8 @@ async fn data_for_a_body_the_service_dropped_is_credited_back() {
 async fn a_body_read_in_another_task_ends_when_the_connection_closes() {
     let server = TestServer::start().await;
     let (mut client, _) = RawClient::handshake(&server, &[]).await;
-    let block = request_block("/spawn-read", &[]);
-    client
-        .send(&headers_frame(1, &block, flag::END_HEADERS))
-        .await;
+    client.open(1, "/spawn-read", false).await;
     client.send(&raw_frame(kind::DATA, 0, 1, b"partial")).await;
-    let head = client.next_significant().await.expect("headers");
-    assert_eq!(head.header.kind, kind::HEADERS);
     assert_eq!(server.counters.bodies_ended.load(Ordering::SeqCst), 0);
     // The client goes away with the request body unfinished.
     drop(client);

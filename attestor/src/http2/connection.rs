@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Poll, Waker};
@@ -18,14 +19,15 @@ use std::task::{Poll, Waker};
 use bytes::{Buf as _, Bytes, BytesMut};
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
 use http_body::Body;
 use tokio::net::UnixStream;
-use tower::{Service, ServiceExt as _};
+use tower::ServiceExt as _;
 
 use super::body::{BodyError, BodySender, RequestBody};
 use super::frame::{self, ErrorCode, FrameHeader, flag, kind, setting};
 use super::headers::{self, HeaderDecoder, HeaderError};
+use super::{BoxError, Http2Service, ResponseBody};
 
 /// Streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;
@@ -341,7 +343,7 @@ impl Shared {
 type StreamFuture = Pin<Box<dyn Future<Output = u32> + Send>>;
 
 /// The connection's own state: what only the reading side touches.
-struct Connection<S, X> {
+struct Connection<S, B, X> {
     shared: Arc<Shared>,
     service: S,
     extension: X,
@@ -360,17 +362,16 @@ struct Connection<S, X> {
     /// The client sent GOAWAY: no new streams.
     going_away: bool,
     new_streams: Vec<StreamFuture>,
+    /// The service's response body type.
+    _body: PhantomData<fn() -> B>,
 }
 
 /// Serves one connection until the client closes it or breaks the
 /// protocol. `extension` is put in every request's extensions.
 pub async fn serve_connection<S, B, X>(socket: UnixStream, service: S, extension: X)
 where
-    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    S: Http2Service<B>,
+    B: ResponseBody,
     X: Clone + Send + Sync + 'static,
 {
     let shared = Arc::new(Shared::new());
@@ -400,6 +401,7 @@ where
         continuation: None,
         going_away: false,
         new_streams: Vec::new(),
+        _body: PhantomData,
     };
     let mut streams: FuturesUnordered<StreamFuture> = FuturesUnordered::new();
     let mut read_buf = BytesMut::new();
@@ -497,13 +499,10 @@ fn read_available(socket: &UnixStream, buf: &mut BytesMut) -> io::Result<bool> {
     Ok(true)
 }
 
-impl<S, B, X> Connection<S, X>
+impl<S, B, X> Connection<S, B, X>
 where
-    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    S: Http2Service<B>,
+    B: ResponseBody,
     X: Clone + Send + Sync + 'static,
 {
     /// Processes every complete frame in `buf`.
@@ -1038,10 +1037,8 @@ where
 /// Calls the service and sends its response on stream `id`.
 async fn respond<S, B>(shared: &Shared, id: u32, service: S, request: Request<RequestBody>)
 where
-    S: Service<Request<RequestBody>, Response = Response<B>>,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-    B: Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    S: Http2Service<B>,
+    B: ResponseBody,
 {
     // Boxed, and freed once the head is there: an idle stream's future then
     // holds only the response body, not room for the service's future.
@@ -1049,7 +1046,7 @@ where
     let response = match response {
         Ok(response) => response,
         Err(e) => {
-            let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+            let e: BoxError = e.into();
             tracing::warn!(stream = id, error = %e, "Workload API service failed");
             shared.send_headers(id, &internal_error_block(), true);
             return;
@@ -1074,7 +1071,7 @@ where
                 return;
             }
             Some(Err(e)) => {
-                let e: Box<dyn std::error::Error + Send + Sync> = e.into();
+                let e: BoxError = e.into();
                 tracing::warn!(stream = id, error = %e, "Workload API response body failed");
                 shared.reset(
                     id,

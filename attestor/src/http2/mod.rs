@@ -33,17 +33,51 @@ use tower::Service;
 pub use body::{BodyError, RequestBody};
 pub use connection::{ConnectionError, MAX_CONCURRENT_STREAMS, serve_connection};
 
+/// An error a service or a response body may end with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the server needs of a service: a tower service of HTTP/2 requests
+/// whose futures and errors can move between the runtime's threads (a
+/// tonic router is one). Implemented for every such service.
+pub trait Http2Service<B>:
+    Service<
+        Request<RequestBody>,
+        Response = Response<B>,
+        Future: Send + 'static,
+        Error: Into<BoxError> + Send,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> Http2Service<B> for S where
+    S: Service<
+            Request<RequestBody>,
+            Response = Response<B>,
+            Future: Send + 'static,
+            Error: Into<BoxError> + Send,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// What the server needs of a response body: bytes, an error it can log,
+/// and both movable between threads. Implemented for every such body.
+pub trait ResponseBody: Body<Data = Bytes, Error: Into<BoxError> + Send> + Send + 'static {}
+
+impl<B> ResponseBody for B where B: Body<Data = Bytes, Error: Into<BoxError> + Send> + Send + 'static
+{}
+
 /// Serves every connection `incoming` yields, each in its own task with its
 /// extension value put in every request. Returns when `incoming` ends,
 /// closing every connection; dropping the future does the same.
 pub async fn serve<I, S, B, X>(incoming: I, service: S)
 where
     I: Stream<Item = (UnixStream, X)>,
-    S: Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    S: Http2Service<B>,
+    B: ResponseBody,
     X: Clone + Send + Sync + 'static,
 {
     let mut incoming = std::pin::pin!(incoming);
