@@ -95,6 +95,10 @@ pub use source::{JwtSource, SourceError, SourceOptions, X509Source};
 pub use svid::{SvidError, X509Svid};
 pub use workload::{ClientError, WorkloadApiClient, X509Context};
 
+/// rustls, for the paths in `verify_handshake_signatures_with_provider!`.
+#[doc(hidden)]
+pub use rustls as __rustls;
+
 /// The gRPC metadata key every Workload API call must carry, with the
 /// value `"true"`; servers refuse calls without it.
 pub const WORKLOAD_API_SECURITY_HEADER: &str = "workload.spiffe.io";

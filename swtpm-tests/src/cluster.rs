@@ -347,6 +347,24 @@ fn process_exited(pid: u32) -> bool {
     }
 }
 
+/// A plain gRPC channel to the Workload API socket at `path`, for calls a
+/// Workload API client library would not make (no security header,
+/// reflection, load generation).
+pub async fn workload_channel(
+    path: PathBuf,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(path).await?,
+                ))
+            }
+        }))
+        .await
+}
+
 /// The uid of this process (the owner of `/proc/self`).
 pub fn current_uid() -> u32 {
     use std::os::unix::fs::MetadataExt as _;

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rootmark_swtpm_tests::cluster::{Cluster, current_uid};
+use rootmark_swtpm_tests::cluster::{Cluster, current_uid, workload_channel};
 use rootmark_swtpm_tests::devenv::DevEnvOptions;
 use spiffe::{TrustDomain, WorkloadApiClient, WorkloadApiError};
 use tokio_stream::StreamExt as _;
@@ -158,17 +158,7 @@ async fn a_call_without_the_security_header_is_invalid_argument() {
     first_svid(&spiffe_client, &cluster).await;
 
     let path = cluster.env().socket();
-    let channel = tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(path).await?,
-                ))
-            }
-        }))
-        .await
-        .unwrap();
+    let channel = workload_channel(path).await.unwrap();
     let mut raw = SpiffeWorkloadApiClient::new(channel);
     let status = raw
         .fetch_x509svid(pb::X509svidRequest {})
@@ -195,17 +185,7 @@ async fn grpc_reflection_lists_and_describes_the_workload_api() {
 
     let cluster = cluster_serving_me(&DevEnvOptions::default(), &[]);
     let path = cluster.env().socket();
-    let channel = tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(path).await?,
-                ))
-            }
-        }))
-        .await
-        .unwrap();
+    let channel = workload_channel(path).await.unwrap();
     let mut client = ServerReflectionClient::new(channel);
     let requests = [
         MessageRequest::ListServices(String::new()),

@@ -15,15 +15,23 @@
 /// verifier in this module checks TLS 1.2/1.3 handshake signatures the same
 /// way, with its `provider` field's algorithms; only the certificate checks
 /// differ.
+///
+/// Not API: exported (hidden) so that the issuer's node-client verifier
+/// shares it.
+#[doc(hidden)]
+#[macro_export]
 macro_rules! verify_handshake_signatures_with_provider {
     () => {
         fn verify_tls12_signature(
             &self,
             message: &[u8],
-            cert: &rustls::pki_types::CertificateDer<'_>,
-            dss: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
+            cert: &$crate::__rustls::pki_types::CertificateDer<'_>,
+            dss: &$crate::__rustls::DigitallySignedStruct,
+        ) -> Result<
+            $crate::__rustls::client::danger::HandshakeSignatureValid,
+            $crate::__rustls::Error,
+        > {
+            $crate::__rustls::crypto::verify_tls12_signature(
                 message,
                 cert,
                 dss,
@@ -34,10 +42,13 @@ macro_rules! verify_handshake_signatures_with_provider {
         fn verify_tls13_signature(
             &self,
             message: &[u8],
-            cert: &rustls::pki_types::CertificateDer<'_>,
-            dss: &rustls::DigitallySignedStruct,
-        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
+            cert: &$crate::__rustls::pki_types::CertificateDer<'_>,
+            dss: &$crate::__rustls::DigitallySignedStruct,
+        ) -> Result<
+            $crate::__rustls::client::danger::HandshakeSignatureValid,
+            $crate::__rustls::Error,
+        > {
+            $crate::__rustls::crypto::verify_tls13_signature(
                 message,
                 cert,
                 dss,
@@ -45,7 +56,7 @@ macro_rules! verify_handshake_signatures_with_provider {
             )
         }
 
-        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        fn supported_verify_schemes(&self) -> Vec<$crate::__rustls::SignatureScheme> {
             self.provider
                 .signature_verification_algorithms
                 .supported_schemes()

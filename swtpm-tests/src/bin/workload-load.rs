@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use rootmark_proto::workload as pb;
 use rootmark_proto::workload::spiffe_workload_api_client::SpiffeWorkloadApiClient;
-use rootmark_swtpm_tests::cluster::{Cluster, current_uid};
+use rootmark_swtpm_tests::cluster::{Cluster, current_uid, workload_channel};
 use rootmark_swtpm_tests::devenv::DevEnvOptions;
 use tonic::transport::Channel;
 
@@ -81,16 +81,7 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 async fn connect(path: std::path::PathBuf) -> anyhow::Result<SpiffeWorkloadApiClient<Channel>> {
-    let channel = tonic::transport::Endpoint::from_static("http://localhost")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let path = path.clone();
-            async move {
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                    tokio::net::UnixStream::connect(path).await?,
-                ))
-            }
-        }))
-        .await?;
+    let channel = workload_channel(path).await?;
     Ok(SpiffeWorkloadApiClient::new(channel))
 }
 
